@@ -1,0 +1,39 @@
+# One Makefile for a fresh machine: `make test` and `make run` create the virtual environment and install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Headless rendering (MuJoCo): software EGL works on machines without a display.
+export MUJOCO_GL ?= egl
+
+.PHONY: install test test-all run lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch is pinned here, first, so no dependency can pull a newer (CUDA) build.
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -n 2 tests
+
+test-all: install
+	$(PY) -m pytest -n 2 -m "" tests
+
+run: install
+	$(PY) -m lattice.demo
+
+lint: install
+	$(PY) -m ruff check lattice benchmarks tests
+	$(PY) -m ruff format --check lattice benchmarks tests
+	$(PY) -m mypy
+
+bench: install
+	$(PY) benchmarks/distribution_speed.py
+	$(PY) benchmarks/training_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

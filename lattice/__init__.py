@@ -1,0 +1,31 @@
+"""Lattice exploration (latent, time-correlated noise; NeurIPS 2023) for Stable-Baselines3.
+
+Public API::
+
+    from lattice import LatticeSACPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
+    from lattice import LatticeNoiseDistribution, LatticeIIDNoiseDistribution, NOISES, make_noise_distribution
+"""
+
+from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
+from lattice.noise import NOISES, NoiseSpec, get_noise_spec, make_noise_distribution
+from lattice.policies import (
+    LatticeActor,
+    LatticeActorCriticPolicy,
+    LatticeRecurrentActorCriticPolicy,
+    LatticeSACPolicy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NOISES",
+    "LatticeActor",
+    "LatticeActorCriticPolicy",
+    "LatticeIIDNoiseDistribution",
+    "LatticeNoiseDistribution",
+    "LatticeRecurrentActorCriticPolicy",
+    "LatticeSACPolicy",
+    "NoiseSpec",
+    "get_noise_spec",
+    "make_noise_distribution",
+]

@@ -1,0 +1,397 @@
+"""Lattice action distributions for Stable-Baselines3.
+
+Lattice (Chiappa, Marin Vargas, Huang, Mathis, "Latent Exploration for Reinforcement Learning", NeurIPS 2023,
+https://arxiv.org/abs/2305.20065) perturbs the policy's last hidden layer x (dimension d) as well as its
+actions (dimension n). With the action layer ``mean = W x + b`` and two random matrices P_x (d×d), P_a (d×n):
+
+    a = W (x + α · P_xᵀ x) + b + P_aᵀ x                                        (noise drawn every T steps)
+
+so that, for a given x, a ~ N(W x + b, Σ(x)) with the full covariance
+
+    Σ(x) = α² · W diag((x∘x)·σ_x²) Wᵀ + diag((x∘x)·σ_a² + std_reg²).
+
+``LatticeNoiseDistribution`` is the state-dependent version (a subclass of SB3's gSDE distribution, with the
+same verbs, so SB3's ``use_sde`` / ``sde_sample_freq`` / ``reset_noise`` machinery drives it unchanged).
+``LatticeIIDNoiseDistribution`` is the non-state-dependent version (fresh latent and action noise at every
+step, Σ = α² W diag(σ_lat²) Wᵀ + diag(σ_act²)), a subclass of SB3's ``DiagGaussianDistribution``.
+
+Both compute ``log_prob`` and ``entropy`` with this Σ exactly (see ``lattice.linalg``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import torch as th
+from stable_baselines3.common.distributions import (
+    DiagGaussianDistribution,
+    StateDependentNoiseDistribution,
+    TanhBijector,
+)
+from torch import nn
+
+from lattice.linalg import gram_eigh, lowrank_covariance, lowrank_terms, scalar_lowrank_terms
+
+SelfStructured = TypeVar("SelfStructured", bound="_LatticeGaussian")
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class _LatticeGaussian:
+    """What both Lattice distributions share: the Gaussian N(μ, Σ), Σ = α² W diag(u) Wᵀ + diag(v).
+
+    The variances are stored either in general form (``u``: (B|1, d), ``v``: (B|1, n)) or, when both are one
+    scalar per sample (``full_std=False``), as ``s``, ``t``: (B|1, 1) with Σ = α² s WWᵀ + t I.
+    """
+
+    action_dim: int
+    alpha: float
+    bijector: TanhBijector | None
+    mean_actions_net: nn.Linear | None
+    mean_actions: th.Tensor
+    _var_latent: th.Tensor  # u (B|1, d), or s (B|1, 1) when _scalar_variances
+    _var_action: th.Tensor  # v (B|1, n), or t (B|1, 1) when _scalar_variances
+    _scalar_variances: bool
+    _logdet: th.Tensor | None
+    _gaussian_actions: th.Tensor | None
+    _eig_cache: tuple[tuple[Any, ...], tuple[th.Tensor, th.Tensor]] | None
+
+    def _init_gaussian(self, alpha: float) -> None:
+        if not alpha >= 0.0:
+            raise ValueError(f"alpha must be >= 0 (the latent noise scale), got {alpha}")
+        self.alpha = float(alpha)
+        self.mean_actions_net = None
+        self._logdet = None
+        self._gaussian_actions = None
+        self._eig_cache = None
+
+    @property
+    def weight(self) -> th.Tensor:
+        """W, the weight of the action layer (n × d), through which the latent noise reaches the actions."""
+        if self.mean_actions_net is None:
+            raise RuntimeError("Call proba_distribution_net() first: it creates the action layer W.")
+        return self.mean_actions_net.weight
+
+    def _set_gaussian(self, mean_actions: th.Tensor, var_latent: th.Tensor, var_action: th.Tensor) -> None:
+        self.mean_actions = mean_actions
+        self._var_latent = var_latent
+        self._var_action = var_action
+        self._logdet = None
+        self._gaussian_actions = None
+
+    def _eig(self, W: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Eigendecomposition of WWᵀ, recomputed only when W changed (an optimizer step bumps its version)."""
+        if self.alpha == 0.0:  # Σ = t I: no latent term, any orthonormal basis will do
+            n = W.shape[0]
+            return W.new_zeros(n), th.eye(n, dtype=W.dtype, device=W.device)
+        key = (W.data_ptr(), W._version, W.shape, W.dtype, W.device)
+        if self._eig_cache is None or self._eig_cache[0] != key:
+            self._eig_cache = (key, gram_eigh(W))
+        return self._eig_cache[1]
+
+    def _terms(self, gaussian_actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """(log det Σ, rᵀΣ⁻¹r) for r = a − μ, exactly."""
+        r = gaussian_actions - self.mean_actions
+        W = self.weight
+        if self._scalar_variances:
+            return scalar_lowrank_terms(r, W, self._var_latent, self._var_action, self.alpha, eig=self._eig(W))
+        return lowrank_terms(r, W, self._var_latent, self._var_action, self.alpha)
+
+    def _gaussian_log_prob(self, gaussian_actions: th.Tensor) -> th.Tensor:
+        logdet, quad = self._terms(gaussian_actions)
+        self._logdet = logdet  # reused by entropy(): same Σ, same graph
+        # log N(a; μ, Σ) = −½ (n log 2π + log det Σ + rᵀΣ⁻¹r)
+        return -0.5 * (self.action_dim * LOG_2PI + logdet + quad)
+
+    def log_prob(self, actions: th.Tensor, gaussian_actions: th.Tensor | None = None) -> th.Tensor:
+        """Exact log-likelihood of ``actions``.
+
+        With tanh squashing, log π(a) = log N(atanh a; μ, Σ) − Σᵢ log(1 − aᵢ² + ε).
+
+        :param actions: actions, shape (batch, n) (squashed ones when ``squash_output``)
+        :param gaussian_actions: the pre-squash actions, when known (avoids the lossy atanh)
+        :return: log-probabilities, shape (batch,)
+        """
+        if gaussian_actions is None:
+            gaussian_actions = actions if self.bijector is None else self.bijector.inverse(actions)
+        log_prob = self._gaussian_log_prob(gaussian_actions)
+        if self.bijector is not None:
+            log_prob = log_prob - th.sum(self.bijector.log_prob_correction(gaussian_actions), dim=1)
+        return log_prob
+
+    def entropy(self) -> th.Tensor | None:
+        """Entropy ½ (n (1 + log 2π) + log det Σ); None with tanh squashing (no closed form), as in SB3."""
+        if self.bijector is not None:
+            return None
+        if self._logdet is None:
+            self._logdet, _ = self._terms(self.mean_actions.detach())
+        return 0.5 * (self.action_dim * (1.0 + LOG_2PI) + self._logdet)
+
+    def mode(self) -> th.Tensor:
+        if self.bijector is not None:
+            return self.bijector.forward(self.mean_actions)
+        return self.mean_actions
+
+    def _squash(self, gaussian_actions: th.Tensor) -> th.Tensor:
+        self._gaussian_actions = gaussian_actions
+        if self.bijector is not None:
+            return self.bijector.forward(gaussian_actions)
+        return gaussian_actions
+
+    def covariance(self) -> th.Tensor:
+        """Σ for every sample of the current distribution (pre-squash), shape (batch, n, n)."""
+        batch = self.mean_actions.shape[0]
+        u, v = self._var_latent, self._var_action
+        if self._scalar_variances:
+            u = u.expand(-1, self.weight.shape[1])
+            v = v.expand(-1, self.action_dim)
+        return lowrank_covariance(self.weight, u.expand(batch, -1), v.expand(batch, -1), self.alpha)
+
+    @property
+    def distribution(self) -> th.distributions.MultivariateNormal:
+        """The (pre-squash) Gaussian as a torch ``MultivariateNormal``, for inspection; slow for large n."""
+        return th.distributions.MultivariateNormal(self.mean_actions, covariance_matrix=self.covariance())
+
+    @distribution.setter
+    def distribution(self, value: Any) -> None:  # SB3's base constructor assigns None; nothing to store
+        pass
+
+
+class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution):  # type: ignore[misc]
+    """Lattice: latent, time-correlated exploration (state-dependent, like gSDE).
+
+    Noise matrices P = [P_x | P_a] (d × (d+n), independent N(0, σ²) entries) are drawn by ``sample_weights``
+    (SB3's ``reset_noise``, every ``sde_sample_freq`` steps) and held fixed in between, so the noise is a
+    fixed linear function of the latent state: time-correlated along a trajectory.
+
+    Paper: https://arxiv.org/abs/2305.20065
+
+    :param action_dim: Dimension of the action space (n).
+    :param full_std: One std per entry of P (``log_std`` of shape (d, d+n)); else one std per latent row of
+        P_x and one of P_a (shape (d, 2)), which makes Σ = α² s WWᵀ + t I and the likelihood much cheaper.
+    :param use_expln: Use ``expln`` (exp for l ≤ 0, log1p(l) + 1 above) instead of ``exp`` for the std.
+    :param squash_output: Squash actions with tanh (SAC).
+    :param learn_features: Let the noise variance back-propagate into the latent features x.
+    :param epsilon: Small value for numerical stability of ``expln`` and of the tanh correction.
+    :param std_clip: (σ_min, σ_max): ``log_std`` is clipped to [log σ_min, log σ_max] before the
+        −½ log d correction.
+    :param std_reg: A floor added to the action std (as variance, std_reg²) on the diagonal of Σ.
+    :param alpha: Scale α of the latent noise; α = 0 gives gSDE's action noise (with the clip and √d correction).
+    """
+
+    bijector: TanhBijector | None
+
+    def __init__(
+        self,
+        action_dim: int,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        learn_features: bool = False,
+        epsilon: float = 1e-6,
+        std_clip: tuple[float, float] = (1e-3, 1.0),
+        std_reg: float = 0.0,
+        alpha: float = 1.0,
+    ):
+        super().__init__(
+            action_dim,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
+            learn_features=learn_features,
+            epsilon=epsilon,
+        )
+        self._init_gaussian(alpha)
+        std_min, std_max = (float(x) for x in std_clip)
+        if not 0.0 < std_min < std_max:
+            raise ValueError(f"std_clip must be (min, max) with 0 < min < max, got {tuple(std_clip)}")
+        if not std_reg >= 0.0:
+            raise ValueError(f"std_reg must be >= 0, got {std_reg}")
+        self.std_clip = (std_min, std_max)
+        self.std_reg = float(std_reg)
+        self._scalar_variances = not full_std
+        self._weights_std: th.Tensor | None = None
+        self._weights_batch_size = 1
+        self._exploration_mat: th.Tensor | None = None
+        self._exploration_matrices: th.Tensor | None = None
+
+    def _std(self, log_std: th.Tensor) -> th.Tensor:
+        """σ in the shape of ``log_std``: clip, subtract ½ log d (the noise must not grow with the latent
+        width), then exp or expln."""
+        assert self.latent_sde_dim is not None, "Call proba_distribution_net() first"
+        log_min, log_max = math.log(self.std_clip[0]), math.log(self.std_clip[1])
+        log_std = log_std.clamp(log_min, log_max) - 0.5 * math.log(self.latent_sde_dim)
+        if self.use_expln:
+            # expln(l) = exp(l) for l <= 0, log1p(l) + 1 for l > 0 (gSDE paper); the +ε avoids NaN gradients.
+            below = th.exp(log_std) * (log_std <= 0)
+            safe_log_std = log_std * (log_std > 0) + self.epsilon
+            above = (th.log1p(safe_log_std) + 1.0) * (log_std > 0)
+            return below + above
+        return th.exp(log_std)
+
+    def get_std(self, log_std: th.Tensor) -> th.Tensor:
+        """Std of every entry of P = [P_x | P_a], shape (d, d + n)."""
+        std = self._std(log_std)
+        if self.full_std:
+            return std
+        d = std.shape[0]
+        return th.cat([std[:, :1].expand(d, d), std[:, 1:].expand(d, self.action_dim)], dim=1)
+
+    def sample_weights(self, log_std: th.Tensor, batch_size: int = 1) -> None:
+        """Draw new noise matrices P = [P_x | P_a] (one shared, and ``batch_size`` for parallel envs).
+
+        The draws happen on first use (reparametrised, so gradients reach ``log_std``): PPO calls this with its
+        minibatch size before every update but never samples there, and a (batch, d, d+n) draw is costly.
+        """
+        self._weights_std = self.get_std(log_std)
+        self._weights_batch_size = batch_size
+        self._exploration_mat = None
+        self._exploration_matrices = None
+
+    @property
+    def exploration_mat(self) -> th.Tensor:
+        """The shared noise matrix [P_x | P_a], shape (d, d + n)."""
+        if self._exploration_mat is None:
+            assert self._weights_std is not None, "Call sample_weights() first"
+            self._exploration_mat = th.randn_like(self._weights_std) * self._weights_std
+        return self._exploration_mat
+
+    @exploration_mat.setter
+    def exploration_mat(self, value: th.Tensor) -> None:
+        self._exploration_mat = value
+
+    @property
+    def exploration_matrices(self) -> th.Tensor:
+        """One noise matrix per parallel environment, shape (batch_size, d, d + n)."""
+        if self._exploration_matrices is None:
+            assert self._weights_std is not None, "Call sample_weights() first"
+            std = self._weights_std.expand(self._weights_batch_size, *self._weights_std.shape)
+            self._exploration_matrices = th.randn_like(std) * std
+        return self._exploration_matrices
+
+    @exploration_matrices.setter
+    def exploration_matrices(self, value: th.Tensor) -> None:
+        self._exploration_matrices = value
+
+    def proba_distribution_net(
+        self, latent_dim: int, log_std_init: float = -2.0, latent_sde_dim: int | None = None
+    ) -> tuple[nn.Module, nn.Parameter]:
+        """Create the action layer (mean = W x + b) and the ``log_std`` parameter.
+
+        :param latent_dim: Dimension d of the last layer of the policy network.
+        :param log_std_init: Initial value of every entry of ``log_std``.
+        :param latent_sde_dim: Must equal ``latent_dim``: Lattice perturbs the latent x that W multiplies.
+        :return: (mean_actions_net, log_std) with log_std of shape (d, d+n) if ``full_std`` else (d, 2)
+        """
+        if latent_sde_dim is not None and latent_sde_dim != latent_dim:
+            raise ValueError(
+                f"Lattice perturbs the latent features that the action layer reads, so latent_sde_dim "
+                f"({latent_sde_dim}) must equal latent_dim ({latent_dim})."
+            )
+        self.mean_actions_net = nn.Linear(latent_dim, self.action_dim)
+        self.latent_sde_dim = latent_dim
+        shape = (latent_dim, latent_dim + self.action_dim) if self.full_std else (latent_dim, 2)
+        log_std = nn.Parameter(th.ones(shape) * log_std_init, requires_grad=True)
+        self.sample_weights(log_std)
+        return self.mean_actions_net, log_std
+
+    def proba_distribution(
+        self, mean_actions: th.Tensor, log_std: th.Tensor, latent_sde: th.Tensor
+    ) -> LatticeNoiseDistribution:
+        """Set the distribution for latent features x: N(mean_actions, Σ(x)).
+
+        :param mean_actions: W x + b (clipped by SAC's ``clip_mean`` when set), shape (batch, n)
+        :param log_std: the ``log_std`` parameter
+        :param latent_sde: the latent features x, shape (batch, d)
+        """
+        # The latent is detached unless learn_features: the noise should not shape the features (as gSDE).
+        self._latent_sde = latent_sde if self.learn_features else latent_sde.detach()
+        std = self._std(log_std)
+        # Row j of P_x, P_a is multiplied by x_j: Var[(xᵀP)_k] = Σ_j x_j² σ_jk², one product for all columns.
+        var = (self._latent_sde**2) @ (std**2)
+        if self.full_std:  # u = (x∘x)·σ_x² (batch, d), v = (x∘x)·σ_a² + std_reg² (batch, n)
+            d = self.latent_sde_dim
+            self._set_gaussian(mean_actions, var[:, :d], var[:, d:] + self.std_reg**2)
+        else:  # one scalar each: u = s·1, v = t·1
+            self._set_gaussian(mean_actions, var[:, :1], var[:, 1:] + self.std_reg**2)
+        return self
+
+    def get_noise(self, latent_sde: th.Tensor) -> th.Tensor:
+        """The action noise α W (P_xᵀ x) + P_aᵀ x for every sample, shape (batch, n).
+
+        One matrix per env when the batch matches ``sample_weights``' batch size, else the shared one.
+        """
+        x = latent_sde if self.learn_features else latent_sde.detach()
+        d, W = self.latent_sde_dim, self.weight
+        if len(x) == 1 or len(x) != self._weights_batch_size:
+            # Shared P: compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn instead of Bd² + Bdn.
+            P = self.exploration_mat
+            return x @ th.addmm(P[:, d:], P[:, :d], W.T, alpha=self.alpha)
+        noise = th.bmm(x.unsqueeze(1), self.exploration_matrices).squeeze(1)  # [P_xᵀx | P_aᵀx] per env
+        return th.addmm(noise[:, d:], noise[:, :d], W.T, alpha=self.alpha)
+
+    def sample(self) -> th.Tensor:
+        # a = μ + α W (P_xᵀ x) + P_aᵀ x. The latent noise enters through the same W as the mean; it is added
+        # after SAC's mean clip, so the sample follows exactly the N(μ, Σ) that log_prob evaluates.
+        return self._squash(self.mean_actions + self.get_noise(self._latent_sde))
+
+    def log_prob_from_params(
+        self, mean_actions: th.Tensor, log_std: th.Tensor, latent_sde: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        actions = self.actions_from_params(mean_actions, log_std, latent_sde)
+        return actions, self.log_prob(actions, self._gaussian_actions)
+
+
+class LatticeIIDNoiseDistribution(_LatticeGaussian, DiagGaussianDistribution):  # type: ignore[misc]
+    """Lattice without time correlation: fresh latent and action noise at every step.
+
+    Σ = α² W diag(σ_lat²) Wᵀ + diag(σ_act²), with σ = exp(log_std) either a free parameter (PPO) or a
+    state-dependent output of the policy network (SAC, ``state_dependent_std=True``). ``log_std`` holds the
+    d latent entries first, then the n action entries. This is the variant used by the MyoChallenge 2023
+    winning entry with PPO.
+
+    :param action_dim: Dimension of the action space (n).
+    :param alpha: Scale α of the latent noise; α = 0 gives SB3's diagonal Gaussian.
+    :param squash_output: Squash actions with tanh (SAC).
+    :param epsilon: Small value for the tanh correction.
+    """
+
+    def __init__(self, action_dim: int, alpha: float = 1.0, squash_output: bool = False, epsilon: float = 1e-6):
+        super().__init__(action_dim)
+        self._init_gaussian(alpha)
+        self.bijector = TanhBijector(epsilon) if squash_output else None
+        self._scalar_variances = False
+
+    def proba_distribution_net(  # type: ignore[override]
+        self, latent_dim: int, log_std_init: float = 0.0, state_dependent_std: bool = False
+    ) -> tuple[nn.Module, nn.Module | nn.Parameter]:
+        """Create the action layer and ``log_std``: a parameter of shape (d + n,), or a layer giving it from
+        the latent features when ``state_dependent_std``.
+        """
+        self.mean_actions_net = nn.Linear(latent_dim, self.action_dim)
+        size = latent_dim + self.action_dim
+        log_std: nn.Module | nn.Parameter
+        if state_dependent_std:
+            log_std = nn.Linear(latent_dim, size)
+        else:
+            log_std = nn.Parameter(th.ones(size) * log_std_init, requires_grad=True)
+        return self.mean_actions_net, log_std
+
+    def proba_distribution(self, mean_actions: th.Tensor, log_std: th.Tensor) -> LatticeIIDNoiseDistribution:
+        """:param log_std: shape (d + n,) (shared by the batch) or (batch, d + n)"""
+        var = th.exp(2.0 * log_std).reshape(-1, log_std.shape[-1])
+        d = var.shape[1] - self.action_dim
+        self._set_gaussian(mean_actions, var[:, :d], var[:, d:])
+        return self
+
+    def sample(self) -> th.Tensor:
+        # a = μ + α W ε_x + ε_a with fresh ε_x ~ N(0, diag σ_lat²), ε_a ~ N(0, diag σ_act²).
+        batch = self.mean_actions.shape[0]
+        eps_latent = th.randn_like(self._var_latent.expand(batch, -1)) * self._var_latent.sqrt()
+        eps_action = th.randn_like(self._var_action.expand(batch, -1)) * self._var_action.sqrt()
+        gaussian_actions = self.mean_actions + self.alpha * eps_latent @ self.weight.T + eps_action
+        return self._squash(gaussian_actions)
+
+    def log_prob_from_params(self, mean_actions: th.Tensor, log_std: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        actions = self.actions_from_params(mean_actions, log_std)
+        return actions, self.log_prob(actions, self._gaussian_actions)
