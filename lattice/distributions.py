@@ -222,11 +222,9 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         log_min, log_max = math.log(self.std_clip[0]), math.log(self.std_clip[1])
         log_std = log_std.clamp(log_min, log_max) - 0.5 * math.log(self.latent_sde_dim)
         if self.use_expln:
-            # expln(l) = exp(l) for l <= 0, log1p(l) + 1 for l > 0 (gSDE paper); the +ε avoids NaN gradients.
-            below = th.exp(log_std) * (log_std <= 0)
-            safe_log_std = log_std * (log_std > 0) + self.epsilon
-            above = (th.log1p(safe_log_std) + 1.0) * (log_std > 0)
-            return below + above
+            # expln(l) = exp(l) for l <= 0, log1p(l) + 1 for l > 0 (gSDE paper), exactly: each branch sees only its
+            # own half-line, so neither can overflow or give a NaN gradient (SB3 instead adds ε inside log1p).
+            return th.where(log_std <= 0, th.exp(log_std.clamp_max(0.0)), th.log1p(log_std.clamp_min(0.0)) + 1.0)
         return th.exp(log_std)
 
     def get_std(self, log_std: th.Tensor) -> th.Tensor:
