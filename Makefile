@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Headless rendering (MuJoCo): software EGL works on machines without a display.
 export MUJOCO_GL ?= egl
 
-.PHONY: install test test-all run lint bench clean
+.PHONY: install test test-all run lint bench ci clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,14 @@ test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
 
 run: install
-	$(PY) -m lattice.demo
+	$(PY) examples/sac_ant.py
 
 lint: install
-	$(PY) -m ruff check lattice benchmarks tests
-	$(PY) -m ruff format --check lattice benchmarks tests
+	$(PY) -m ruff check lattice benchmarks tests examples
+	$(PY) -m ruff format --check lattice benchmarks tests examples
 	$(PY) -m mypy
+
+ci: lint test
 
 bench: install
 	$(PY) benchmarks/distribution_speed.py

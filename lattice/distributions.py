@@ -322,10 +322,14 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         x = latent_sde if self.learn_features else latent_sde.detach()
         d, W = self.latent_sde_dim, self.weight
         if len(x) == 1 or len(x) != self._weights_batch_size:
-            # Shared P: compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn instead of Bd² + Bdn.
             P = self.exploration_mat
-            return x @ th.addmm(P[:, d:], P[:, :d], W.T, alpha=self.alpha)
-        noise = th.bmm(x.unsqueeze(1), self.exploration_matrices).squeeze(1)  # [P_xᵀx | P_aᵀx] per env
+            if len(x) > self.action_dim:
+                # A large batch (training): compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn
+                # multiply-adds instead of Bd² + Bdn.
+                return x @ th.addmm(P[:, d:], P[:, :d], W.T, alpha=self.alpha)
+            noise = x @ P
+        else:
+            noise = th.bmm(x.unsqueeze(1), self.exploration_matrices).squeeze(1)  # one matrix per env
         return th.addmm(noise[:, d:], noise[:, :d], W.T, alpha=self.alpha)
 
     def sample(self) -> th.Tensor:

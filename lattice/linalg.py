@@ -97,7 +97,7 @@ class _LowRankTerms(th.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, r: th.Tensor, W: th.Tensor, u: th.Tensor, v: th.Tensor, alpha: float
+        ctx: Any, r: th.Tensor, W: th.Tensor, u: th.Tensor, v: th.Tensor, alpha: float, covariance_grad: bool
     ) -> tuple[th.Tensor, th.Tensor]:
         n = W.shape[0]
         n_sigma = max(u.shape[0], v.shape[0])  # 1 when Σ is shared by the batch
@@ -114,9 +114,10 @@ class _LowRankTerms(th.autograd.Function):
         logdet = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         # y = Σ⁻¹ r, q = rᵀ y. When gradients are needed the backward pass needs Σ⁻¹ anyway: form it once here
         # and multiply, instead of a triangular solve now and the inverse later.
-        sigma_inv = th.cholesky_inverse(L) if any(ctx.needs_input_grad[1:4]) else None
+        sigma_inv = th.cholesky_inverse(L) if covariance_grad else None
         if sigma_inv is not None:
-            y = r @ sigma_inv[0] if n_sigma == 1 else (sigma_inv @ r.unsqueeze(-1)).squeeze(-1)
+            # (a batched matrix-vector product is one small BLAS call per sample; this is one pass)
+            y = r @ sigma_inv[0] if n_sigma == 1 else (sigma_inv * r.unsqueeze(1)).sum(-1)
         elif n_sigma == 1:  # a shared Σ solves all residuals at once, as columns of one right-hand side
             y = th.cholesky_solve(r.T.unsqueeze(0), L)[0].T
         else:
@@ -133,7 +134,7 @@ class _LowRankTerms(th.autograd.Function):
         n_sigma, n = max(u.shape[0], v.shape[0]), W.shape[0]
         grad_r = (2.0 * g_quad[:, None]) * y if ctx.needs_input_grad[0] else None
         if sigma_inv is None:  # only r needs a gradient
-            return grad_r, None, None, None, None
+            return grad_r, None, None, None, None, None
         # Gradient with respect to each Σ (symmetric), in closed form instead of through the Cholesky:
         #   ∂(log det Σ)/∂Σ = Σ⁻¹,   ∂(rᵀΣ⁻¹r)/∂Σ = −Σ⁻¹rrᵀΣ⁻¹ = −y yᵀ.
         y_scaled = -(y * g_quad[:, None])
@@ -162,7 +163,7 @@ class _LowRankTerms(th.autograd.Function):
             C = G_tril.T @ u.expand(n_sigma, -1)
             grad_W = th.zeros_like(W).index_add_(0, rows, W.index_select(0, cols).mul_(C))
             grad_W.index_add_(0, cols, C.mul_(W.index_select(0, rows))).mul_(alpha**2)
-        return grad_r, grad_W, grad_u, grad_v, None
+        return grad_r, grad_W, grad_u, grad_v, None, None
 
 
 def lowrank_terms(
@@ -179,7 +180,10 @@ def lowrank_terms(
     """
     if r.ndim != 2 or W.ndim != 2 or u.ndim != 2 or v.ndim != 2:
         raise ValueError("lowrank_terms expects 2-d r (batch, n), W (n, d), u (batch|1, d), v (batch|1, n)")
-    return _LowRankTerms.apply(r, W, u, v, float(alpha))
+    # Σ⁻¹ is formed (in the forward pass) only when a gradient will flow into Σ: not under th.no_grad(), e.g.
+    # for SAC's target actions.
+    covariance_grad = th.is_grad_enabled() and (W.requires_grad or u.requires_grad or v.requires_grad)
+    return _LowRankTerms.apply(r, W, u, v, float(alpha), covariance_grad)
 
 
 def lowrank_covariance(W: th.Tensor, u: th.Tensor, v: th.Tensor, alpha: float = 1.0) -> th.Tensor:

@@ -1,0 +1,112 @@
+"""Training speed (env steps per second) of SAC and PPO with each exploration noise, as a ratio to isotropic.
+
+    python benchmarks/training_speed.py [--envs myoHandReorient8-v0 Ant-v5] [--algos sac ppo] [--rounds 3]
+
+SAC: 1 gradient step per env step, batch 256, [256, 256], one env. PPO: 4 envs × 128 steps, minibatch 32, 10
+epochs, [256, 256] (the paper's MyoSuite setting, with fewer envs). One torch thread.
+
+All noises of an (algorithm, env) pair train side by side in this process: after a warm-up, each round times
+a fixed number of further steps of every model in turn, and the median round is reported, so the ratios hold
+on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import myosuite  # noqa: F401  (registers the myo* environments)
+import torch as th
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+
+from lattice import LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy, LatticeSACPolicy
+
+# name -> (noise, use_sde, extra policy keywords)
+VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
+    "isotropic": ("isotropic", False, {}),
+    "gsde": ("gsde", True, {}),
+    "lattice full_std=False": ("lattice", True, {"full_std": False}),
+    "lattice full_std=True": ("lattice", True, {"full_std": True}),
+    "lattice_iid": ("lattice_iid", False, {}),
+}
+
+
+def make_model(algo: str, env_id: str, variant: str, seed: int = 0) -> BaseAlgorithm:
+    noise, use_sde, extra = VARIANTS[variant]
+    policy_kwargs: dict[str, Any] = dict(noise=noise, net_arch=[256, 256], **extra)
+    if algo == "sac":
+        env = make_vec_env(env_id, n_envs=1, seed=seed)
+        return SAC(
+            LatticeSACPolicy,
+            env,
+            use_sde=use_sde,
+            sde_sample_freq=4,
+            batch_size=256,
+            learning_starts=256,
+            train_freq=1,
+            gradient_steps=1,
+            policy_kwargs=policy_kwargs,
+            seed=seed,
+            device="cpu",
+        )
+    env = make_vec_env(env_id, n_envs=4, seed=seed)
+    policy_kwargs.update(net_arch=dict(pi=[256, 256], vf=[256, 256]))
+    ppo_kwargs: dict[str, Any] = dict(
+        use_sde=use_sde,
+        sde_sample_freq=4,
+        n_steps=128,
+        batch_size=32,
+        n_epochs=10,
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        device="cpu",
+    )
+    if algo == "ppo":
+        return PPO(LatticeActorCriticPolicy, env, **ppo_kwargs)
+    return RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, **ppo_kwargs)
+
+
+def measure(algo: str, env_id: str, variants: list[str], steps: int, rounds: int) -> dict[str, float]:
+    """Median env steps per second of each variant, the variants interleaved round by round."""
+    models = {variant: make_model(algo, env_id, variant) for variant in variants}
+    for model in models.values():  # warm-up: fill SAC's buffer past learning_starts, run a first PPO update
+        model.learn(steps, reset_num_timesteps=True)
+    speeds: dict[str, list[float]] = {variant: [] for variant in variants}
+    for _ in range(rounds):
+        for variant, model in models.items():
+            start = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            speeds[variant].append(steps / (time.perf_counter() - start))
+    return {variant: statistics.median(values) for variant, values in speeds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["myoHandReorient8-v0", "Ant-v5"])
+    parser.add_argument("--algos", nargs="+", default=["sac", "ppo"], choices=["sac", "ppo", "recurrent_ppo"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--sac-steps", type=int, default=300, help="env steps per SAC timing round")
+    parser.add_argument("--ppo-steps", type=int, default=1024, help="env steps per PPO timing round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median reported)")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    variants = ["isotropic", *[v for v in args.variants if v != "isotropic"]]
+
+    print("env steps per second (ratio to isotropic), one torch thread")
+    print("| algo | env | " + " | ".join(variants) + " |")
+    print("|---" * (len(variants) + 2) + "|")
+    for algo in args.algos:
+        for env_id in args.envs:
+            steps = args.sac_steps if algo == "sac" else args.ppo_steps
+            speed = measure(algo, env_id, variants, steps, args.rounds)
+            cells = [f"{speed[v]:.0f} ({speed[v] / speed['isotropic']:.2f}×)" for v in variants]
+            print(f"| {algo} | {env_id} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
