@@ -2,8 +2,10 @@
 
     python benchmarks/training_speed.py [--envs myoHandReorient8-v0 Ant-v5] [--algos sac ppo] [--rounds 3]
 
-SAC: 1 gradient step per env step, batch 256, [256, 256], one env. PPO: 4 envs × 128 steps, minibatch 32, 10
-epochs, [256, 256] (the paper's MyoSuite setting, with fewer envs). One torch thread.
+SAC: 1 gradient step per env step, batch 256, [256, 256], one env, noise redrawn every 4 steps
+(``sde_sample_freq=4``). PPO: 4 envs × 128 steps, minibatch 32, 10 epochs, [256, 256] (the paper's MyoSuite
+setting, with fewer envs), noise redrawn at the start of each rollout (SB3's default ``sde_sample_freq=-1``).
+One torch thread.
 
 All noises of an (algorithm, env) pair train side by side in this process: after a warm-up, each round times
 a fixed number of further steps of every model in turn, and the median round is reported, so the ratios hold
@@ -36,7 +38,9 @@ VARIANTS: dict[str, tuple[str, bool, dict[str, Any]]] = {
 }
 
 
-def make_model(algo: str, env_id: str, variant: str, seed: int = 0) -> BaseAlgorithm:
+def make_model(
+    algo: str, env_id: str, variant: str, seed: int = 0, sac_sample_freq: int = 4, ppo_sample_freq: int = -1
+) -> BaseAlgorithm:
     noise, use_sde, extra = VARIANTS[variant]
     policy_kwargs: dict[str, Any] = dict(noise=noise, net_arch=[256, 256], **extra)
     if algo == "sac":
@@ -45,7 +49,7 @@ def make_model(algo: str, env_id: str, variant: str, seed: int = 0) -> BaseAlgor
             LatticeSACPolicy,
             env,
             use_sde=use_sde,
-            sde_sample_freq=4,
+            sde_sample_freq=sac_sample_freq,
             batch_size=256,
             learning_starts=256,
             train_freq=1,
@@ -58,7 +62,7 @@ def make_model(algo: str, env_id: str, variant: str, seed: int = 0) -> BaseAlgor
     policy_kwargs.update(net_arch=dict(pi=[256, 256], vf=[256, 256]))
     ppo_kwargs: dict[str, Any] = dict(
         use_sde=use_sde,
-        sde_sample_freq=4,
+        sde_sample_freq=ppo_sample_freq,
         n_steps=128,
         batch_size=32,
         n_epochs=10,
@@ -71,9 +75,12 @@ def make_model(algo: str, env_id: str, variant: str, seed: int = 0) -> BaseAlgor
     return RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, **ppo_kwargs)
 
 
-def measure(algo: str, env_id: str, variants: list[str], steps: int, rounds: int) -> dict[str, float]:
+def measure(algo: str, env_id: str, variants: list[str], steps: int, rounds: int, sample_freq: int) -> dict[str, float]:
     """Median env steps per second of each variant, the variants interleaved round by round."""
-    models = {variant: make_model(algo, env_id, variant) for variant in variants}
+    models = {
+        variant: make_model(algo, env_id, variant, sac_sample_freq=sample_freq, ppo_sample_freq=sample_freq)
+        for variant in variants
+    }
     for model in models.values():  # warm-up: fill SAC's buffer past learning_starts, run a first PPO update
         model.learn(steps, reset_num_timesteps=True)
     speeds: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -93,17 +100,23 @@ def main() -> None:
     parser.add_argument("--sac-steps", type=int, default=300, help="env steps per SAC timing round")
     parser.add_argument("--ppo-steps", type=int, default=1024, help="env steps per PPO timing round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median reported)")
+    parser.add_argument("--sac-sample-freq", type=int, default=4, help="SAC's sde_sample_freq (noise period T)")
+    parser.add_argument("--ppo-sample-freq", type=int, default=-1, help="PPO's sde_sample_freq (-1: per rollout)")
     args = parser.parse_args()
     th.set_num_threads(1)
     variants = ["isotropic", *[v for v in args.variants if v != "isotropic"]]
 
-    print("env steps per second (ratio to isotropic), one torch thread")
+    print(
+        "env steps per second (ratio to isotropic), one torch thread, sde_sample_freq "
+        f"{args.sac_sample_freq} (SAC) / {args.ppo_sample_freq} (PPO)"
+    )
     print("| algo | env | " + " | ".join(variants) + " |")
     print("|---" * (len(variants) + 2) + "|")
     for algo in args.algos:
         for env_id in args.envs:
             steps = args.sac_steps if algo == "sac" else args.ppo_steps
-            speed = measure(algo, env_id, variants, steps, args.rounds)
+            freq = args.sac_sample_freq if algo == "sac" else args.ppo_sample_freq
+            speed = measure(algo, env_id, variants, steps, args.rounds, freq)
             cells = [f"{speed[v]:.0f} ({speed[v] / speed['isotropic']:.2f}×)" for v in variants]
             print(f"| {algo} | {env_id} | " + " | ".join(cells) + " |", flush=True)
 

@@ -241,17 +241,28 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         The draws happen on first use (reparametrised, so gradients reach ``log_std``): PPO calls this with its
         minibatch size before every update but never samples there, and a (batch, d, d+n) draw is costly.
         """
-        self._weights_std = self.get_std(log_std)
+        self._weights_std = self._std(log_std)  # in log_std's shape; broadcast only where a draw is scaled
         self._weights_batch_size = batch_size
         self._exploration_mat = None
         self._exploration_matrices = None
+
+    def _draw(self, *batch_shape: int) -> th.Tensor:
+        """P = [P_x | P_a] with independent N(0, σ²) entries, shape (*batch_shape, d, d + n)."""
+        assert self._weights_std is not None and self.latent_sde_dim is not None, "Call sample_weights() first"
+        std, d = self._weights_std, self.latent_sde_dim
+        noise = th.randn(*batch_shape, d, d + self.action_dim, dtype=std.dtype, device=std.device)
+        if self.full_std:
+            return noise * std
+        # One std per latent row of P_x (column 0 of log_std) and of P_a (column 1), scaled in place.
+        noise[..., :d] *= std[:, :1]
+        noise[..., d:] *= std[:, 1:]
+        return noise
 
     @property
     def exploration_mat(self) -> th.Tensor:
         """The shared noise matrix [P_x | P_a], shape (d, d + n)."""
         if self._exploration_mat is None:
-            assert self._weights_std is not None, "Call sample_weights() first"
-            self._exploration_mat = th.randn_like(self._weights_std) * self._weights_std
+            self._exploration_mat = self._draw()
         return self._exploration_mat
 
     @exploration_mat.setter
@@ -262,9 +273,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     def exploration_matrices(self) -> th.Tensor:
         """One noise matrix per parallel environment, shape (batch_size, d, d + n)."""
         if self._exploration_matrices is None:
-            assert self._weights_std is not None, "Call sample_weights() first"
-            std = self._weights_std.expand(self._weights_batch_size, *self._weights_std.shape)
-            self._exploration_matrices = th.randn_like(std) * std
+            self._exploration_matrices = self._draw(self._weights_batch_size)
         return self._exploration_matrices
 
     @exploration_matrices.setter

@@ -198,6 +198,23 @@ def gram_eigh(W: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     return lam.clamp_min(0.0), Q
 
 
+def _scalar_lowrank_forward(
+    r: th.Tensor, s: th.Tensor, t: th.Tensor, alpha: float, lam: th.Tensor, Q: th.Tensor
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """log det Σ, rᵀΣ⁻¹r, and the eigenbasis quantities D, y that the backward pass reuses."""
+    # In the eigenbasis of WWᵀ every Σ_b is diagonal: D_b = α² s_b λ + t_b.
+    D = alpha**2 * s * lam + t  # (n_sigma, n)
+    if not bool((D > 0).all()):
+        _check_finite(D, "eigenvalues")
+        # Only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ: jitter as Cholesky does.
+        scale = _jitter_scale(D.mean(-1, keepdim=True))
+        D = th.where((D > 0).all(-1, keepdim=True), D, D + JITTERS[0] * scale)
+    z = r @ Q  # Qᵀ r for every sample
+    y = z / D  # Qᵀ Σ⁻¹ r
+    logdet = D.log().sum(-1).expand(r.shape[0]).clone()
+    return logdet, (z * y).sum(-1), D, y
+
+
 class _ScalarLowRankTerms(th.autograd.Function):
     """(log det Σ, rᵀΣ⁻¹r) for Σ = α² s W Wᵀ + t I; see ``scalar_lowrank_terms``."""
 
@@ -212,17 +229,7 @@ class _ScalarLowRankTerms(th.autograd.Function):
         lam: th.Tensor,
         Q: th.Tensor,
     ) -> tuple[th.Tensor, th.Tensor]:
-        # In the eigenbasis of WWᵀ every Σ_b is diagonal: D_b = α² s_b λ + t_b.
-        D = alpha**2 * s * lam + t  # (n_sigma, n)
-        if not bool((D > 0).all()):
-            _check_finite(D, "eigenvalues")
-            # Only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ: jitter as Cholesky does.
-            scale = _jitter_scale(D.mean(-1, keepdim=True))
-            D = th.where((D > 0).all(-1, keepdim=True), D, D + JITTERS[0] * scale)
-        z = r @ Q  # Qᵀ r for every sample
-        y = z / D  # Qᵀ Σ⁻¹ r
-        logdet = D.log().sum(-1).expand(r.shape[0]).clone()
-        quad = (z * y).sum(-1)
+        logdet, quad, D, y = _scalar_lowrank_forward(r, s, t, alpha, lam, Q)
         ctx.save_for_backward(W, s, lam, Q, D, y)
         ctx.alpha = alpha
         return logdet, quad
@@ -275,4 +282,6 @@ def scalar_lowrank_terms(
     :return: (log det Σ, rᵀΣ⁻¹r), each of shape (batch,)
     """
     lam, Q = gram_eigh(W) if eig is None else eig
+    if not (th.is_grad_enabled() and any(x.requires_grad for x in (r, W, s, t))):
+        return _scalar_lowrank_forward(r, s, t, float(alpha), lam, Q)[:2]  # no graph to record (e.g. rollouts)
     return _ScalarLowRankTerms.apply(r, W, s, t, float(alpha), lam, Q)

@@ -109,7 +109,9 @@ import json, sys
 import numpy as np
 from stable_baselines3 import PPO, SAC
 from sb3_contrib import RecurrentPPO
+import torch
 import lattice  # noqa: F401  (the classes also unpickle without it: pickle imports their module)
+torch.set_num_threads(1)  # as in the saving process: same float arithmetic, so bit-identical actions
 algo, path, obs_path = sys.argv[1:]
 cls = {"sac": SAC, "ppo": PPO, "recurrent_ppo": RecurrentPPO}[algo]
 model = cls.load(path, device="cpu")
