@@ -212,8 +212,9 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         self._scalar_variances = not full_std
         self._weights_std: th.Tensor | None = None
         self._weights_batch_size = 1
-        self._exploration_mat: th.Tensor | None = None
-        self._exploration_matrices: th.Tensor | None = None
+        # (P_x, P_a): the shared pair, and one pair per parallel env; drawn on first use.
+        self._shared_mats: tuple[th.Tensor, th.Tensor] | None = None
+        self._env_mats: tuple[th.Tensor, th.Tensor] | None = None
 
     def _std(self, log_std: th.Tensor) -> th.Tensor:
         """σ in the shape of ``log_std``: clip, subtract ½ log d (the noise must not grow with the latent
@@ -236,49 +237,54 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         return th.cat([std[:, :1].expand(d, d), std[:, 1:].expand(d, self.action_dim)], dim=1)
 
     def sample_weights(self, log_std: th.Tensor, batch_size: int = 1) -> None:
-        """Draw new noise matrices P = [P_x | P_a] (one shared, and ``batch_size`` for parallel envs).
+        """Draw new noise matrices P_x, P_a (one shared pair, and ``batch_size`` pairs for parallel envs).
 
         The draws happen on first use (reparametrised, so gradients reach ``log_std``): PPO calls this with its
         minibatch size before every update but never samples there, and a (batch, d, d+n) draw is costly.
         """
-        self._weights_std = self._std(log_std)  # in log_std's shape; broadcast only where a draw is scaled
+        self._weights_std = self._std(log_std)  # in log_std's shape; broadcast where a draw is scaled
         self._weights_batch_size = batch_size
-        self._exploration_mat = None
-        self._exploration_matrices = None
+        self._shared_mats = None
+        self._env_mats = None
 
-    def _draw(self, *batch_shape: int) -> th.Tensor:
-        """P = [P_x | P_a] with independent N(0, σ²) entries, shape (*batch_shape, d, d + n)."""
+    def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor]:
+        """P_x (*batch_shape, d, d) and P_a (*batch_shape, d, n) with independent N(0, σ²) entries."""
         assert self._weights_std is not None and self.latent_sde_dim is not None, "Call sample_weights() first"
         std, d = self._weights_std, self.latent_sde_dim
-        noise = th.randn(*batch_shape, d, d + self.action_dim, dtype=std.dtype, device=std.device)
-        if self.full_std:
-            return noise * std
-        # One std per latent row of P_x (column 0 of log_std) and of P_a (column 1), scaled in place.
-        noise[..., :d] *= std[:, :1]
-        noise[..., d:] *= std[:, 1:]
-        return noise
+        # full_std: one std per entry; else one per latent row of P_x (column 0) and of P_a (column 1).
+        std_x, std_a = (std[:, :d], std[:, d:]) if self.full_std else (std[:, :1], std[:, 1:])
+        P_x = th.randn(*batch_shape, d, d, dtype=std.dtype, device=std.device) * std_x
+        P_a = th.randn(*batch_shape, d, self.action_dim, dtype=std.dtype, device=std.device) * std_a
+        return P_x, P_a
+
+    def _matrices(self, per_env: bool) -> tuple[th.Tensor, th.Tensor]:
+        if per_env:
+            if self._env_mats is None:
+                self._env_mats = self._draw(self._weights_batch_size)
+            return self._env_mats
+        if self._shared_mats is None:
+            self._shared_mats = self._draw()
+        return self._shared_mats
 
     @property
     def exploration_mat(self) -> th.Tensor:
         """The shared noise matrix [P_x | P_a], shape (d, d + n)."""
-        if self._exploration_mat is None:
-            self._exploration_mat = self._draw()
-        return self._exploration_mat
+        return th.cat(self._matrices(per_env=False), dim=-1)
 
     @exploration_mat.setter
     def exploration_mat(self, value: th.Tensor) -> None:
-        self._exploration_mat = value
+        d = self.latent_sde_dim
+        self._shared_mats = (value[..., :d], value[..., d:])
 
     @property
     def exploration_matrices(self) -> th.Tensor:
-        """One noise matrix per parallel environment, shape (batch_size, d, d + n)."""
-        if self._exploration_matrices is None:
-            self._exploration_matrices = self._draw(self._weights_batch_size)
-        return self._exploration_matrices
+        """One noise matrix [P_x | P_a] per parallel environment, shape (batch_size, d, d + n)."""
+        return th.cat(self._matrices(per_env=True), dim=-1)
 
     @exploration_matrices.setter
     def exploration_matrices(self, value: th.Tensor) -> None:
-        self._exploration_matrices = value
+        d = self.latent_sde_dim
+        self._env_mats = (value[..., :d], value[..., d:])
 
     def proba_distribution_net(
         self, latent_dim: int, log_std_init: float = -2.0, latent_sde_dim: int | None = None
@@ -329,17 +335,19 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         One matrix per env when the batch matches ``sample_weights``' batch size, else the shared one.
         """
         x = latent_sde if self.learn_features else latent_sde.detach()
-        d, W = self.latent_sde_dim, self.weight
+        W = self.weight
         if len(x) == 1 or len(x) != self._weights_batch_size:
-            P = self.exploration_mat
+            P_x, P_a = self._matrices(per_env=False)
             if len(x) > self.action_dim:
                 # A large batch (training): compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn
                 # multiply-adds instead of Bd² + Bdn.
-                return x @ th.addmm(P[:, d:], P[:, :d], W.T, alpha=self.alpha)
-            noise = x @ P
-        else:
-            noise = th.bmm(x.unsqueeze(1), self.exploration_matrices).squeeze(1)  # one matrix per env
-        return th.addmm(noise[:, d:], noise[:, :d], W.T, alpha=self.alpha)
+                return x @ th.addmm(P_a, P_x, W.T, alpha=self.alpha)
+            latent_noise, action_noise = x @ P_x, x @ P_a
+        else:  # one pair of matrices per env
+            P_x, P_a = self._matrices(per_env=True)
+            latent_noise = th.bmm(x.unsqueeze(1), P_x).squeeze(1)
+            action_noise = th.bmm(x.unsqueeze(1), P_a).squeeze(1)
+        return th.addmm(action_noise, latent_noise, W.T, alpha=self.alpha)
 
     def sample(self) -> th.Tensor:
         # a = μ + α W (P_xᵀ x) + P_aᵀ x. The latent noise enters through the same W as the mean; it is added

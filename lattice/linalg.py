@@ -92,6 +92,23 @@ def _tril_layout(n: int, device: th.device) -> tuple[th.Tensor, th.Tensor, th.Te
     return rows, cols, rows * n + cols, weights
 
 
+# Samples per chunk: about this many matrix entries (n² per sample) at a time. Temporaries of that size
+# (8 MB in float32) stay below glibc's mmap threshold and are reused from the heap instead of page-faulted in
+# afresh on every call, which otherwise dominates at large n; small n is a single chunk.
+CHUNK_ENTRIES = 1 << 21
+
+
+# From this action dimension on, Σ and the gradient contractions are formed by plain dense products over each
+# chunk, (W∘u_b) Wᵀ and G_b W: twice the multiply-adds of the lower-triangle form, but no gathers or scatters of
+# the m × d matrix K, which cost more than the saved arithmetic for large n (measured crossover ≈ 180 on a CPU).
+DENSE_FROM_N = 192
+
+
+def _chunks(n_sigma: int, n: int) -> list[slice]:
+    size = max(1, CHUNK_ENTRIES // (n * n))
+    return [slice(start, min(start + size, n_sigma)) for start in range(0, n_sigma, size)]
+
+
 class _LowRankTerms(th.autograd.Function):
     """(log det Σ, rᵀΣ⁻¹r) for Σ = α² W diag(u) Wᵀ + diag(v); see ``lowrank_terms``."""
 
@@ -99,29 +116,41 @@ class _LowRankTerms(th.autograd.Function):
     def forward(
         ctx: Any, r: th.Tensor, W: th.Tensor, u: th.Tensor, v: th.Tensor, alpha: float, covariance_grad: bool
     ) -> tuple[th.Tensor, th.Tensor]:
-        n = W.shape[0]
+        n, d = W.shape
         n_sigma = max(u.shape[0], v.shape[0])  # 1 when Σ is shared by the batch
+        u_all, v_all = (alpha**2 * u).expand(n_sigma, -1), v.expand(n_sigma, -1)
         rows, cols, flat, weights = _tril_layout(n, W.device)
-        # K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d): then the lower triangle of every
-        # α² W diag(u_b) Wᵀ is one matrix product for the whole batch, K (α² u)ᵀ (m × n_sigma).
-        K = W.index_select(0, rows).mul_(W.index_select(0, cols))
-        sigma_tril = (alpha**2 * u.expand(n_sigma, -1)) @ K.T
-        # Scatter into n×n matrices (the upper triangle stays zero: the Cholesky factorisation reads the lower).
-        sigma = W.new_zeros(n_sigma, n * n).index_copy_(1, flat, sigma_tril).view(n_sigma, n, n)
-        sigma.diagonal(dim1=-2, dim2=-1).add_(v)  # + diag(v)
-        L = safe_cholesky(sigma)
-        del sigma, sigma_tril
-        logdet = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        # y = Σ⁻¹ r, q = rᵀ y. When gradients are needed the backward pass needs Σ⁻¹ anyway: form it once here
-        # and multiply, instead of a triangular solve now and the inverse later.
-        sigma_inv = th.cholesky_inverse(L) if covariance_grad else None
-        if sigma_inv is not None:
-            # (a batched matrix-vector product is one small BLAS call per sample; this is one pass)
-            y = r @ sigma_inv[0] if n_sigma == 1 else (sigma_inv * r.unsqueeze(1)).sum(-1)
-        elif n_sigma == 1:  # a shared Σ solves all residuals at once, as columns of one right-hand side
-            y = th.cholesky_solve(r.T.unsqueeze(0), L)[0].T
-        else:
-            y = th.cholesky_solve(r.unsqueeze(-1), L).squeeze(-1)
+        K = None
+        if n < DENSE_FROM_N:
+            # K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d): the lower triangle of every
+            # α² W diag(u_b) Wᵀ is then one matrix product for a whole chunk of samples, (α² u) Kᵀ.
+            K = W.index_select(0, rows).mul_(W.index_select(0, cols))
+        logdet = W.new_empty(n_sigma)
+        # When gradients are needed the backward pass needs Σ⁻¹: form it here and multiply for y = Σ⁻¹ r,
+        # instead of a triangular solve now and the inverse later.
+        sigma_inv = W.new_empty(n_sigma, n, n) if covariance_grad else None
+        y = th.empty_like(r)
+        for chunk in _chunks(n_sigma, n):
+            if K is None:  # dense: one product (chunk·n × d) @ (d × n)
+                sigma = ((W * u_all[chunk].unsqueeze(1)).reshape(-1, d) @ W.T).view(-1, n, n)
+            else:  # scatter the lower triangles (the upper stays zero: the Cholesky factorisation reads the lower)
+                sigma_tril = u_all[chunk] @ K.T
+                sigma = W.new_zeros(len(sigma_tril), n * n).index_copy_(1, flat, sigma_tril).view(-1, n, n)
+            sigma.diagonal(dim1=-2, dim2=-1).add_(v_all[chunk])  # + diag(v)
+            L = safe_cholesky(sigma)
+            logdet[chunk] = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            if n_sigma == 1:  # a shared Σ: all residuals at once, as columns of one right-hand side
+                if sigma_inv is not None:
+                    th.cholesky_inverse(L[0], out=sigma_inv[0])
+                    y = r @ sigma_inv[0]
+                else:
+                    y = th.cholesky_solve(r.T.unsqueeze(0), L)[0].T
+            elif sigma_inv is not None:
+                th.cholesky_inverse(L, out=sigma_inv[chunk])
+                # (a batched matrix-vector product is one small BLAS call per sample; this is one pass)
+                y[chunk] = (sigma_inv[chunk] * r[chunk].unsqueeze(1)).sum(-1)
+            else:
+                y[chunk] = th.cholesky_solve(r[chunk].unsqueeze(-1), L).squeeze(-1)
         quad = (r * y).sum(-1)
         ctx.save_for_backward(W, u, v, sigma_inv, y, K, rows, cols, flat, weights)
         ctx.alpha = alpha
@@ -131,39 +160,60 @@ class _LowRankTerms(th.autograd.Function):
     def backward(ctx: Any, g_logdet: th.Tensor, g_quad: th.Tensor) -> tuple[th.Tensor | None, ...]:
         W, u, v, sigma_inv, y, K, rows, cols, flat, weights = ctx.saved_tensors
         alpha = ctx.alpha
-        n_sigma, n = max(u.shape[0], v.shape[0]), W.shape[0]
+        n_sigma, (n, d) = max(u.shape[0], v.shape[0]), W.shape
         grad_r = (2.0 * g_quad[:, None]) * y if ctx.needs_input_grad[0] else None
         if sigma_inv is None:  # only r needs a gradient
             return grad_r, None, None, None, None, None
         # Gradient with respect to each Σ (symmetric), in closed form instead of through the Cholesky:
-        #   ∂(log det Σ)/∂Σ = Σ⁻¹,   ∂(rᵀΣ⁻¹r)/∂Σ = −Σ⁻¹rrᵀΣ⁻¹ = −y yᵀ.
+        #   G = ∂/∂Σ = g_logdet Σ⁻¹ − g_quad y yᵀ   (∂ log det Σ/∂Σ = Σ⁻¹, ∂ rᵀΣ⁻¹r/∂Σ = −Σ⁻¹rrᵀΣ⁻¹ = −y yᵀ).
+        # Σ_b = α² W diag(u_b) Wᵀ + diag(v_b), so
+        #   ∂/∂u_b[j] = α² w_jᵀ G_b w_j,   ∂/∂v_b = diag(G_b),   ∂/∂W = 2α² Σ_b G_b W diag(u_b).
         y_scaled = -(y * g_quad[:, None])
-        if n_sigma == 1:
-            G = (sigma_inv[0] * g_logdet.sum()).addmm_(y_scaled.T, y).unsqueeze(0)
-        else:
-            G = (sigma_inv * g_logdet[:, None, None]).addcmul_(y_scaled.unsqueeze(2), y.unsqueeze(1))
-        grad_v = None
-        if ctx.needs_input_grad[3]:
-            grad_v = G.diagonal(dim1=-2, dim2=-1)
-            if v.shape[0] == 1 and n_sigma > 1:
-                grad_v = grad_v.sum(0, keepdim=True)
-        # The lower triangle of G, off-diagonal entries counted twice (n_sigma × m).
-        G_tril = G.reshape(n_sigma, n * n).index_select(1, flat).mul_(weights)
-
-        grad_u = grad_W = None
-        if ctx.needs_input_grad[2]:
-            # Σ_kl = α² Σ_j K[(k,l), j] u_j (+ v_k on the diagonal)  ⇒  ∂/∂u = α² G K
-            grad_u = alpha**2 * (G_tril @ K)
-            if u.shape[0] == 1 and n_sigma > 1:
-                grad_u = grad_u.sum(0, keepdim=True)
-        if ctx.needs_input_grad[1]:
-            # ∂/∂W Σ_b tr(G_b α² W diag(u_b) Wᵀ) = 2α² Σ_b G_b W diag(u_b): column j is 2α² C_j w_j with
-            # C_j = Σ_b u_b[j] G_b, known by its (weighted) lower triangle C (m × d). Entry (k, l) of C_j adds
-            # C_j[k,l]·W[l,j] to row k and C_j[k,l]·W[k,j] to row l (the diagonal, weighted 1, gets both).
-            C = G_tril.T @ u.expand(n_sigma, -1)
-            grad_W = th.zeros_like(W).index_add_(0, rows, W.index_select(0, cols).mul_(C))
-            grad_W.index_add_(0, cols, C.mul_(W.index_select(0, rows))).mul_(alpha**2)
-        return grad_r, grad_W, grad_u, grad_v, None, None
+        u_all = u.expand(n_sigma, -1)
+        grad_u = W.new_empty(n_sigma, d)
+        grad_v = W.new_empty(n_sigma, n)
+        need_W = ctx.needs_input_grad[1]
+        # dense: Σ_b G_b W diag(u_b), accumulated (n × d); triangle: C_j = Σ_b u_b[j] G_b by its lower triangle (m × d)
+        acc = (W.new_zeros(n, d) if K is None else W.new_zeros(K.shape)) if need_W else None
+        for chunk in _chunks(n_sigma, n):
+            if n_sigma == 1:
+                G = (sigma_inv[0] * g_logdet.sum()).addmm_(y_scaled.T, y).unsqueeze(0)
+            else:
+                G = (sigma_inv[chunk] * g_logdet[chunk, None, None]).addcmul_(
+                    y_scaled[chunk].unsqueeze(2), y[chunk].unsqueeze(1)
+                )
+            grad_v[chunk] = G.diagonal(dim1=-2, dim2=-1)
+            if K is None:  # dense: G_b W for the chunk in one product, then w_jᵀ (G_b W)_j
+                GW = (G.reshape(-1, n) @ W).view(-1, n, d)
+                grad_u[chunk] = (GW * W).sum(1)
+                if acc is not None:
+                    acc += (GW * u_all[chunk].unsqueeze(1)).sum(0)
+            else:  # the lower triangle of G, off-diagonal entries counted twice (each is (k, l) and (l, k))
+                G_tril = G.reshape(-1, n * n).index_select(1, flat).mul_(weights)
+                th.matmul(G_tril, K, out=grad_u[chunk])
+                if acc is not None:
+                    acc.addmm_(G_tril.T, u_all[chunk])
+        grad_u.mul_(alpha**2)
+        if u.shape[0] == 1 and n_sigma > 1:
+            grad_u = grad_u.sum(0, keepdim=True)
+        if v.shape[0] == 1 and n_sigma > 1:
+            grad_v = grad_v.sum(0, keepdim=True)
+        grad_W = None
+        if acc is not None and K is None:
+            grad_W = acc.mul_(2.0 * alpha**2)
+        elif acc is not None:
+            # Column j of ∂/∂W is 2α² C_j w_j. Entry (k, l) of C_j adds C_j[k,l]·W[l,j] to row k and C_j[k,l]·W[k,j]
+            # to row l (the diagonal, weighted 1, gets both): hence α², not 2α².
+            grad_W = th.zeros_like(W).index_add_(0, rows, W.index_select(0, cols).mul_(acc))
+            grad_W.index_add_(0, cols, acc.mul_(W.index_select(0, rows))).mul_(alpha**2)
+        return (
+            grad_r,
+            grad_W,
+            grad_u if ctx.needs_input_grad[2] else None,
+            grad_v if ctx.needs_input_grad[3] else None,
+            None,
+            None,
+        )
 
 
 def lowrank_terms(

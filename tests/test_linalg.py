@@ -3,6 +3,7 @@
 import pytest
 import torch as th
 
+from lattice import linalg
 from lattice.linalg import lowrank_covariance, lowrank_terms, safe_cholesky, scalar_lowrank_terms
 
 
@@ -24,7 +25,16 @@ def weighted_sum_and_grads(fn, inputs, g_logdet, g_quad):
 @pytest.mark.parametrize("n,d", [(3, 5), (6, 4), (1, 3)])  # n > d: W Wᵀ is rank-deficient
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.7, 1.0])
-def test_lowrank_terms_match_dense(n: int, d: int, shared: bool, alpha: float) -> None:
+@pytest.mark.parametrize("mode", ["triangle", "triangle-chunked", "dense-chunked"])
+def test_lowrank_terms_match_dense(
+    n: int, d: int, shared: bool, alpha: float, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every assembly the implementation picks by size: the lower-triangle products (small n) and the dense
+    products (large n), with the batch in one piece or in chunks of a few samples."""
+    if mode.endswith("chunked"):
+        monkeypatch.setattr(linalg, "CHUNK_ENTRIES", 2 * n * n)
+    if mode.startswith("dense"):
+        monkeypatch.setattr(linalg, "DENSE_FROM_N", 1)
     gen = th.Generator().manual_seed(n * 10 + d)
     batch = 6
     n_var = 1 if shared else batch
