@@ -5,7 +5,7 @@
 Trains SAC with Lattice exploration (the paper's SAC settings, scaled down), evaluates the policy before and
 after training on a separate, separately seeded environment, saves the model into a new run folder
 (``runs/sac_ant_<N>/``, never overwriting an earlier one) and checks that the saved model reloads to the same
-actions.
+actions. A few thousand steps are a smoke test of the whole loop, not enough to learn to walk.
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def main() -> int:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(f"run folder: {run_dir}")
+    print(
+        "note: this is a smoke run. On Ant-v5 a policy that stands still already collects the healthy reward "
+        "(about 1000 per episode); an exploring policy falls and ends episodes early, and learning to walk takes "
+        "about 1e5 to 1e6 steps (the paper trains for 1e7)."
+    )
     return 0 if same else 1
 
 

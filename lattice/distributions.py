@@ -21,7 +21,7 @@ Both compute ``log_prob`` and ``entropy`` with this Σ exactly (see ``lattice.li
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Any
 
 import torch as th
 from stable_baselines3.common.distributions import (
@@ -33,7 +33,6 @@ from torch import nn
 
 from lattice.linalg import gram_eigh, lowrank_covariance, lowrank_terms, scalar_lowrank_terms
 
-SelfStructured = TypeVar("SelfStructured", bound="_LatticeGaussian")
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -172,7 +171,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     :param use_expln: Use ``expln`` (exp for l ≤ 0, log1p(l) + 1 above) instead of ``exp`` for the std.
     :param squash_output: Squash actions with tanh (SAC).
     :param learn_features: Let the noise variance back-propagate into the latent features x.
-    :param epsilon: Small value for numerical stability of ``expln`` and of the tanh correction.
+    :param epsilon: Small value in the tanh correction log(1 − a² + ε), as in SB3.
     :param std_clip: (σ_min, σ_max): ``log_std`` is clipped to [log σ_min, log σ_max] before the
         −½ log d correction.
     :param std_reg: A floor added to the action std (as variance, std_reg²) on the diagonal of Σ.

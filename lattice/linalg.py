@@ -11,10 +11,11 @@ Everything a policy needs from N(μ, Σ) (``log_prob``, ``entropy``) is built fr
 This module computes both, exactly, with hand-written backward passes (``torch.autograd.Function``):
 
 * ``lowrank_terms`` (general u, v per sample; Lattice with ``full_std=True`` and the non-state-dependent
-  variant): Σ is assembled for the whole batch with a single matrix product (using symmetry: only the lower
-  triangle, about batch·d·n²/2 multiply-adds), factorised by a batched Cholesky, and differentiated with the
-  closed-form gradient of the Gaussian log-density, ∂/∂Σ [−½ log det Σ − ½ rᵀΣ⁻¹r] = ½(Σ⁻¹rrᵀΣ⁻¹ − Σ⁻¹),
-  instead of autograd through the Cholesky factorisation (about 4× the factorisation's own cost on a CPU).
+  variant): the lower triangles of all Σ_b come from one matrix product over the samples (about batch·d·n²/2
+  multiply-adds; from ``DENSE_FROM_N`` actions on, plain dense products, which avoid large gathers), Σ is
+  factorised by a batched Cholesky, and the gradient is the closed form of the Gaussian log-density,
+  ∂/∂Σ [−½ log det Σ − ½ rᵀΣ⁻¹r] = ½(Σ⁻¹rrᵀΣ⁻¹ − Σ⁻¹), instead of autograd through the Cholesky factorisation
+  (about 4× the factorisation's own cost on a CPU). Large batches of large Σ go through in chunks of samples.
 * ``scalar_lowrank_terms`` (u = s·1, v = t·1, one scalar each per sample; Lattice with ``full_std=False``):
   Σ = α² s WWᵀ + t I. One eigendecomposition WWᵀ = Q Λ Qᵀ serves the whole batch, since then
   Σ = Q diag(α² s λ + t) Qᵀ for every sample. The backward pass is written in the eigenbasis and never
@@ -254,7 +255,7 @@ def _scalar_lowrank_forward(
     """log det Σ, rᵀΣ⁻¹r, and the eigenbasis quantities D, y that the backward pass reuses."""
     # In the eigenbasis of WWᵀ every Σ_b is diagonal: D_b = α² s_b λ + t_b.
     D = alpha**2 * s * lam + t  # (n_sigma, n)
-    if not bool((D > 0).all()):
+    if not bool(((D > 0) & th.isfinite(D)).all()):
         _check_finite(D, "eigenvalues")
         # Only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ: jitter as Cholesky does.
         scale = _jitter_scale(D.mean(-1, keepdim=True))

@@ -118,8 +118,10 @@ def test_safe_cholesky_only_jitters_failing_samples() -> None:
     assert (L[1].diagonal() > 0).all()
 
 
-def test_non_finite_covariance_raises_clear_error() -> None:
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_covariance_raises_clear_error(bad: float) -> None:
     W = th.randn(3, 2)
-    u = th.tensor([[float("nan"), 1.0]])
     with pytest.raises(ValueError, match="Non-finite"):
-        lowrank_terms(th.zeros(1, 3), W, u, th.ones(1, 3))
+        lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad, 1.0]]), th.ones(1, 3))
+    with pytest.raises(ValueError, match="Non-finite"):
+        scalar_lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad]]), th.ones(1, 1))
