@@ -43,36 +43,17 @@ def make_model(
 ) -> BaseAlgorithm:
     noise, use_sde, extra = VARIANTS[variant]
     policy_kwargs: dict[str, Any] = dict(noise=noise, net_arch=[256, 256], **extra)
+    common: dict[str, Any] = dict(use_sde=use_sde, policy_kwargs=policy_kwargs, seed=seed, device="cpu")
     if algo == "sac":
         env = make_vec_env(env_id, n_envs=1, seed=seed)
-        return SAC(
-            LatticeSACPolicy,
-            env,
-            use_sde=use_sde,
-            sde_sample_freq=sac_sample_freq,
-            batch_size=256,
-            learning_starts=256,
-            train_freq=1,
-            gradient_steps=1,
-            policy_kwargs=policy_kwargs,
-            seed=seed,
-            device="cpu",
-        )
+        sac_kwargs: dict[str, Any] = dict(batch_size=256, learning_starts=256, train_freq=1, gradient_steps=1)
+        return SAC(LatticeSACPolicy, env, sde_sample_freq=sac_sample_freq, **sac_kwargs, **common)
     env = make_vec_env(env_id, n_envs=4, seed=seed)
     policy_kwargs.update(net_arch=dict(pi=[256, 256], vf=[256, 256]))
-    ppo_kwargs: dict[str, Any] = dict(
-        use_sde=use_sde,
-        sde_sample_freq=ppo_sample_freq,
-        n_steps=128,
-        batch_size=32,
-        n_epochs=10,
-        policy_kwargs=policy_kwargs,
-        seed=seed,
-        device="cpu",
-    )
+    ppo_kwargs: dict[str, Any] = dict(sde_sample_freq=ppo_sample_freq, n_steps=128, batch_size=32, n_epochs=10)
     if algo == "ppo":
-        return PPO(LatticeActorCriticPolicy, env, **ppo_kwargs)
-    return RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, **ppo_kwargs)
+        return PPO(LatticeActorCriticPolicy, env, **ppo_kwargs, **common)
+    return RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, **ppo_kwargs, **common)
 
 
 def measure(algo: str, env_id: str, variants: list[str], steps: int, rounds: int, sample_freq: int) -> dict[str, float]:

@@ -115,23 +115,12 @@ def make_noise_distribution(
     action_dim = get_action_dim(action_space)
     if spec.name == "isotropic":
         return SquashedDiagGaussianDistribution(action_dim) if squash_output else DiagGaussianDistribution(action_dim)
+    # SB3's gSDE keywords; Lattice (state-dependent) takes them too.
+    sde_kwargs = dict(
+        full_std=full_std, use_expln=use_expln, squash_output=squash_output, learn_features=learn_features
+    )
     if spec.name == "gsde":
-        return StateDependentNoiseDistribution(
-            action_dim,
-            full_std=full_std,
-            use_expln=use_expln,
-            squash_output=squash_output,
-            learn_features=learn_features,
-        )
+        return StateDependentNoiseDistribution(action_dim, **sde_kwargs)
     if spec.name == "lattice":
-        return LatticeNoiseDistribution(
-            action_dim,
-            full_std=full_std,
-            use_expln=use_expln,
-            squash_output=squash_output,
-            learn_features=learn_features,
-            std_clip=std_clip,
-            std_reg=std_reg,
-            alpha=alpha,
-        )
+        return LatticeNoiseDistribution(action_dim, **sde_kwargs, std_clip=std_clip, std_reg=std_reg, alpha=alpha)
     return LatticeIIDNoiseDistribution(action_dim, alpha=alpha, squash_output=squash_output)
