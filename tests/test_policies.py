@@ -218,3 +218,17 @@ def test_isotropic_sac_matches_sb3_mlp_policy() -> None:
     env = gym.make(ENV_ID)
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(ours.predict(obs, deterministic=True)[0], sb3.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_policy_level_save_load_keeps_settings(algo: str, tmp_path: Path) -> None:
+    """SB3's policy.save / Policy.load rebuild the policy from its constructor parameters alone."""
+    cls, policy_cls = ALGOS[algo]
+    model = cls(policy_cls, ENV_ID, use_sde=True, policy_kwargs=dict(SETTINGS, net_arch=[16]), **small_kwargs(algo))
+    model.policy.save(str(tmp_path / "policy.pth"))
+    loaded = policy_cls.load(str(tmp_path / "policy.pth"), device="cpu")
+    dist = loaded.actor.action_dist if algo == "sac" else loaded.action_dist
+    assert isinstance(dist, LatticeNoiseDistribution)
+    assert (dist.alpha, dist.std_clip, dist.std_reg, dist.full_std) == (0.5, (1e-3, 10.0), 0.01, False)
+    for key, value in model.policy.state_dict().items():
+        th.testing.assert_close(loaded.state_dict()[key], value)
