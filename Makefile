@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# torch 2.13.0 is pinned and installed first. Where pip does not already serve its CPU build (our machines do),
+# pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
+TORCH_INDEX ?=
 # Headless rendering (MuJoCo): software EGL works on machines without a display.
 export MUJOCO_GL ?= egl
 
@@ -11,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch is pinned here, first, so no dependency can pull a newer (CUDA) build.
-	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -e ".[dev]"
 	touch $@
 

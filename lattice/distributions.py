@@ -4,9 +4,10 @@ Lattice (Chiappa, Marin Vargas, Huang, Mathis, "Latent Exploration for Reinforce
 https://arxiv.org/abs/2305.20065) perturbs the policy's last hidden layer x (dimension d) as well as its
 actions (dimension n). With the action layer ``mean = W x + b`` and two random matrices P_x (d×d), P_a (d×n):
 
-    a = W (x + α · P_xᵀ x) + b + P_aᵀ x                                        (noise drawn every T steps)
+    a = W (x + α · P_xᵀ x) + b + P_aᵀ x + ε                                    (noise drawn every T steps)
 
-so that, for a given x, a ~ N(W x + b, Σ(x)) with the full covariance
+(ε ~ N(0, std_reg² I) is an optional floor on the action noise), so that, for a given x, a ~ N(W x + b, Σ(x))
+with the full covariance
 
     Σ(x) = α² · W diag((x∘x)·σ_x²) Wᵀ + diag((x∘x)·σ_a² + std_reg²).
 
@@ -53,7 +54,7 @@ class _LatticeGaussian:
     _scalar_variances: bool
     _logdet: th.Tensor | None
     _gaussian_actions: th.Tensor | None
-    _eig_cache: tuple[tuple[Any, ...], tuple[th.Tensor, th.Tensor]] | None
+    _eig_cache: tuple[th.Tensor, tuple[th.Tensor, th.Tensor]] | None  # (W it was computed for, (λ, Q))
 
     def _init_gaussian(self, alpha: float) -> None:
         if not alpha >= 0.0:
@@ -79,14 +80,15 @@ class _LatticeGaussian:
         self._gaussian_actions = None
 
     def _eig(self, W: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Eigendecomposition of WWᵀ, recomputed only when W changed (an optimizer step bumps its version)."""
+        """Eigendecomposition of WWᵀ, recomputed only when W's values changed (e.g. not during a PPO rollout)."""
         if self.alpha == 0.0:  # Σ = t I: no latent term, any orthonormal basis will do
             n = W.shape[0]
             return W.new_zeros(n), th.eye(n, dtype=W.dtype, device=W.device)
-        key = (W.data_ptr(), W._version, W.shape, W.dtype, W.device)
-        if self._eig_cache is None or self._eig_cache[0] != key:
-            self._eig_cache = (key, gram_eigh(W))
-        return self._eig_cache[1]
+        cached = self._eig_cache
+        # Compared by value (n·d entries, cheap next to eigh): a version counter misses writes through .data.
+        if cached is None or cached[0].shape != W.shape or cached[0].dtype != W.dtype or not th.equal(cached[0], W):
+            cached = self._eig_cache = (W.detach().clone(), gram_eigh(W))
+        return cached[1]
 
     def _terms(self, gaussian_actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """(log det Σ, rᵀΣ⁻¹r) for r = a − μ, exactly."""
@@ -174,7 +176,8 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     :param epsilon: Small value in the tanh correction log(1 − a² + ε), as in SB3.
     :param std_clip: (σ_min, σ_max): ``log_std`` is clipped to [log σ_min, log σ_max] before the
         −½ log d correction.
-    :param std_reg: A floor added to the action std (as variance, std_reg²) on the diagonal of Σ.
+    :param std_reg: A floor on the action noise: an N(0, std_reg² I) term, drawn with P and held with it, whose
+        variance std_reg² is on the diagonal of Σ.
     :param alpha: Scale α of the latent noise; α = 0 gives gSDE's action noise (with the clip and √d correction).
     """
 
@@ -211,9 +214,10 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         self._scalar_variances = not full_std
         self._weights_std: th.Tensor | None = None
         self._weights_batch_size = 1
-        # (P_x, P_a): the shared pair, and one pair per parallel env; drawn on first use.
-        self._shared_mats: tuple[th.Tensor, th.Tensor] | None = None
-        self._env_mats: tuple[th.Tensor, th.Tensor] | None = None
+        # (P_x, P_a, ε): the shared draw, and one per parallel env; drawn on first use. ε (n,) is the std_reg part
+        # of the action noise, held with the matrices so that the noise stays fixed between redraws.
+        self._shared_mats: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None
+        self._env_mats: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None
 
     def _std(self, log_std: th.Tensor) -> th.Tensor:
         """σ in the shape of ``log_std``: clip, subtract ½ log d (the noise must not grow with the latent
@@ -238,52 +242,64 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     def sample_weights(self, log_std: th.Tensor, batch_size: int = 1) -> None:
         """Draw new noise matrices P_x, P_a (one shared pair, and ``batch_size`` pairs for parallel envs).
 
-        The draws happen on first use (reparametrised, so gradients reach ``log_std``): PPO calls this with its
-        minibatch size before every update but never samples there, and a (batch, d, d+n) draw is costly.
+        The draws happen on first use (reparametrised, so gradients reach ``log_std``), and only the kind that is
+        used: the shared matrices, or one pair per env (SB3's gSDE always draws both).
         """
         self._weights_std = self._std(log_std)  # in log_std's shape; broadcast where a draw is scaled
         self._weights_batch_size = batch_size
         self._shared_mats = None
         self._env_mats = None
 
-    def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor]:
-        """P_x (*batch_shape, d, d) and P_a (*batch_shape, d, n) with independent N(0, σ²) entries."""
+    def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """P_x (*batch_shape, d, d) and P_a (*batch_shape, d, n) with independent N(0, σ²) entries, and the
+        std_reg part of the action noise, ε ~ N(0, std_reg² I) (*batch_shape, n)."""
         assert self._weights_std is not None and self.latent_sde_dim is not None, "Call sample_weights() first"
-        std, d = self._weights_std, self.latent_sde_dim
+        std, d, n = self._weights_std, self.latent_sde_dim, self.action_dim
         # full_std: one std per entry; else one per latent row of P_x (column 0) and of P_a (column 1).
         std_x, std_a = (std[:, :d], std[:, d:]) if self.full_std else (std[:, :1], std[:, 1:])
         P_x = th.randn(*batch_shape, d, d, dtype=std.dtype, device=std.device) * std_x
-        P_a = th.randn(*batch_shape, d, self.action_dim, dtype=std.dtype, device=std.device) * std_a
-        return P_x, P_a
+        P_a = th.randn(*batch_shape, d, n, dtype=std.dtype, device=std.device) * std_a
+        if self.std_reg > 0:
+            eps = th.randn(*batch_shape, n, dtype=std.dtype, device=std.device) * self.std_reg
+        else:  # no draw: the random stream of std_reg = 0 runs does not depend on this term
+            eps = std.new_zeros(*batch_shape, n)
+        return P_x, P_a, eps
 
-    def _matrices(self, per_env: bool) -> tuple[th.Tensor, th.Tensor]:
+    def _matrices(self, per_env: bool, like: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The current draw (shared or per env), on ``like``'s device and dtype (the policy may have moved)."""
         if per_env:
             if self._env_mats is None:
                 self._env_mats = self._draw(self._weights_batch_size)
-            return self._env_mats
-        if self._shared_mats is None:
-            self._shared_mats = self._draw()
-        return self._shared_mats
+            mats = self._env_mats
+        else:
+            if self._shared_mats is None:
+                self._shared_mats = self._draw()
+            mats = self._shared_mats
+        if mats[0].dtype != like.dtype or mats[0].device != like.device:
+            mats = tuple(m.to(like) for m in mats)  # type: ignore[assignment]
+        return mats
 
     @property
     def exploration_mat(self) -> th.Tensor:
         """The shared noise matrix [P_x | P_a], shape (d, d + n)."""
-        return th.cat(self._matrices(per_env=False), dim=-1)
+        assert self._weights_std is not None, "Call sample_weights() first"
+        return th.cat(self._matrices(False, self._weights_std)[:2], dim=-1)
 
     @exploration_mat.setter
     def exploration_mat(self, value: th.Tensor) -> None:
         d = self.latent_sde_dim
-        self._shared_mats = (value[..., :d], value[..., d:])
+        self._shared_mats = (value[..., :d], value[..., d:], value.new_zeros(self.action_dim))
 
     @property
     def exploration_matrices(self) -> th.Tensor:
         """One noise matrix [P_x | P_a] per parallel environment, shape (batch_size, d, d + n)."""
-        return th.cat(self._matrices(per_env=True), dim=-1)
+        assert self._weights_std is not None, "Call sample_weights() first"
+        return th.cat(self._matrices(True, self._weights_std)[:2], dim=-1)
 
     @exploration_matrices.setter
     def exploration_matrices(self, value: th.Tensor) -> None:
         d = self.latent_sde_dim
-        self._env_mats = (value[..., :d], value[..., d:])
+        self._env_mats = (value[..., :d], value[..., d:], value.new_zeros(len(value), self.action_dim))
 
     def proba_distribution_net(
         self, latent_dim: int, log_std_init: float = -2.0, latent_sde_dim: int | None = None
@@ -329,27 +345,27 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         return self
 
     def get_noise(self, latent_sde: th.Tensor) -> th.Tensor:
-        """The action noise α W (P_xᵀ x) + P_aᵀ x for every sample, shape (batch, n).
+        """The action noise α W (P_xᵀ x) + P_aᵀ x + ε for every sample, shape (batch, n).
 
-        One matrix per env when the batch matches ``sample_weights``' batch size, else the shared one.
+        One draw per env when the batch matches ``sample_weights``' batch size, else the shared one.
         """
         x = latent_sde if self.learn_features else latent_sde.detach()
         W = self.weight
         if len(x) == 1 or len(x) != self._weights_batch_size:
-            P_x, P_a = self._matrices(per_env=False)
+            P_x, P_a, eps = self._matrices(False, x)
             if len(x) > self.action_dim:
                 # A large batch (training): compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn
                 # multiply-adds instead of Bd² + Bdn.
-                return x @ th.addmm(P_a, P_x, W.T, alpha=self.alpha)
+                return x @ th.addmm(P_a, P_x, W.T, alpha=self.alpha) + eps
             latent_noise, action_noise = x @ P_x, x @ P_a
-        else:  # one pair of matrices per env
-            P_x, P_a = self._matrices(per_env=True)
+        else:  # one draw per env
+            P_x, P_a, eps = self._matrices(True, x)
             latent_noise = th.bmm(x.unsqueeze(1), P_x).squeeze(1)
             action_noise = th.bmm(x.unsqueeze(1), P_a).squeeze(1)
-        return th.addmm(action_noise, latent_noise, W.T, alpha=self.alpha)
+        return th.addmm(action_noise + eps, latent_noise, W.T, alpha=self.alpha)
 
     def sample(self) -> th.Tensor:
-        # a = μ + α W (P_xᵀ x) + P_aᵀ x. The latent noise enters through the same W as the mean; it is added
+        # a = μ + α W (P_xᵀ x) + P_aᵀ x + ε. The latent noise enters through the same W as the mean; it is added
         # after SAC's mean clip, so the sample follows exactly the N(μ, Σ) that log_prob evaluates.
         return self._squash(self.mean_actions + self.get_noise(self._latent_sde))
 

@@ -281,13 +281,13 @@ class _ScalarLowRankTerms(th.autograd.Function):
         Q: th.Tensor,
     ) -> tuple[th.Tensor, th.Tensor]:
         logdet, quad, D, y = _scalar_lowrank_forward(r, s, t, alpha, lam, Q)
-        ctx.save_for_backward(W, s, lam, Q, D, y)
+        ctx.save_for_backward(W, s, t, lam, Q, D, y)
         ctx.alpha = alpha
         return logdet, quad
 
     @staticmethod
     def backward(ctx: Any, g_logdet: th.Tensor, g_quad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        W, s, lam, Q, D, y = ctx.saved_tensors
+        W, s, t, lam, Q, D, y = ctx.saved_tensors
         alpha = ctx.alpha
         # Gradient with respect to Σ_b in the eigenbasis: H_b = g_logdet·diag(1/D_b) − g_quad·y_b y_bᵀ.
         inv_D = 1.0 / D
@@ -300,8 +300,9 @@ class _ScalarLowRankTerms(th.autograd.Function):
             grad_t = g_logdet[:, None] * inv_D - g_quad[:, None] * y2  # per-eigenvalue terms
             grad_s = alpha**2 * (grad_t * lam).sum(-1, keepdim=True)
             grad_t = grad_t.sum(-1, keepdim=True)
-            if s.shape[0] == 1 and grad_s.shape[0] > 1:
+            if s.shape[0] == 1 and grad_s.shape[0] > 1:  # s shared by the batch
                 grad_s = grad_s.sum(0, keepdim=True)
+            if t.shape[0] == 1 and grad_t.shape[0] > 1:  # t shared by the batch
                 grad_t = grad_t.sum(0, keepdim=True)
         if ctx.needs_input_grad[1]:
             # ∂Σ_b/∂(WWᵀ) = α² s_b, so ∂/∂(WWᵀ) = α² Q [Σ_b s_b H_b] Qᵀ and ∂/∂W = 2 (∂/∂(WWᵀ)) W.

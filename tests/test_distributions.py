@@ -87,7 +87,7 @@ def test_log_prob_matches_multivariate_normal(
 @pytest.mark.parametrize("full_std", [True, False])
 def test_monte_carlo_covariance_and_entropy(full_std: bool) -> None:
     """Actions over many independent noise draws (fixed x) have covariance Σ(x); entropy ≈ −E[log π]."""
-    dist, net, log_std = make_dist(full_std=full_std, alpha=0.8, std_reg=0.05)
+    dist, net, log_std = make_dist(full_std=full_std, alpha=0.8, std_reg=1.0)  # std_reg: noise, not only variance
     x = th.randn(1, D_LATENT, dtype=th.float64)
     n_draws = 40_000
     with th.no_grad():
@@ -108,7 +108,7 @@ def test_monte_carlo_covariance_and_entropy(full_std: bool) -> None:
 
 
 def test_noise_fixed_until_reset() -> None:
-    dist, net, log_std = make_dist()
+    dist, net, log_std = make_dist(std_reg=0.3)
     x = th.randn(4, D_LATENT, dtype=th.float64)
     dist.proba_distribution(net(x), log_std, x)
     first, again = dist.sample(), dist.sample()
@@ -294,3 +294,29 @@ class TestIID:
             sigma = self.covariance(net, log_std, 0.6)
             tolerance = 5 * th.sqrt((sigma.diag()[:, None] * sigma.diag()[None, :] + sigma**2) / len(x))
             assert (th.cov(actions.T) - sigma).abs().le(tolerance).all()
+
+
+def test_eigendecomposition_cache_follows_in_place_writes() -> None:
+    """full_std=False caches the eigendecomposition of WWᵀ; writes through .data (no version bump) must not
+    leave it stale."""
+    dist, net, log_std = make_dist(full_std=False)
+    x = th.randn(4, D_LATENT, dtype=th.float64)
+    actions = th.randn(4, N_ACT, dtype=th.float64)
+    dist.proba_distribution(net(x), log_std, x).log_prob(actions)
+    net.weight.data.mul_(3.0)
+    got = dist.proba_distribution(net(x), log_std, x).log_prob(actions)
+    expected = MultivariateNormal(net(x), paper_covariance(dist, log_std, x)).log_prob(actions)
+    th.testing.assert_close(got, expected)
+
+
+def test_noise_follows_the_policy_to_another_dtype() -> None:
+    """Matrices drawn in float32 are used in float64 after the policy is converted (no reset in between)."""
+    th.manual_seed(0)
+    dist = LatticeNoiseDistribution(N_ACT, std_reg=0.1)
+    net, log_std = dist.proba_distribution_net(D_LATENT)
+    dist.sample_weights(log_std)
+    net.double()
+    log_std.data = log_std.data.double()
+    x = th.randn(3, D_LATENT, dtype=th.float64)
+    actions = dist.proba_distribution(net(x), log_std, x).sample()
+    assert actions.dtype == th.float64 and th.isfinite(actions).all()

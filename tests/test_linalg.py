@@ -125,3 +125,43 @@ def test_non_finite_covariance_raises_clear_error(bad: float) -> None:
         lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad, 1.0]]), th.ones(1, 3))
     with pytest.raises(ValueError, match="Non-finite"):
         scalar_lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad]]), th.ones(1, 1))
+
+
+@pytest.mark.parametrize("batched", ["first", "second"])
+def test_mixed_shared_and_per_sample_variances(batched: str) -> None:
+    """One of (u, v) / (s, t) shared by the batch, the other per sample: values and gradients."""
+    gen = th.Generator().manual_seed(7)
+    batch, n, d = 5, 3, 4
+    r = th.randn(batch, n, generator=gen, dtype=th.float64).requires_grad_()
+    W = th.randn(n, d, generator=gen, dtype=th.float64).requires_grad_()
+    rows_first, rows_second = (batch, 1) if batched == "first" else (1, batch)
+    u = th.rand(rows_first, d, generator=gen, dtype=th.float64).requires_grad_()
+    v = (0.1 + th.rand(rows_second, n, generator=gen, dtype=th.float64)).requires_grad_()
+    s = th.rand(rows_first, 1, generator=gen, dtype=th.float64).requires_grad_()
+    t = (0.1 + th.rand(rows_second, 1, generator=gen, dtype=th.float64)).requires_grad_()
+    g = th.randn(batch, generator=gen, dtype=th.float64)
+
+    def dense_general(r, W, u, v):
+        return dense_terms(r, lowrank_covariance(W, u.expand(batch, -1), v.expand(batch, -1)))
+
+    def dense_scalar(r, W, s, t):
+        sigma = s.expand(batch, 1)[:, :, None] * (W @ W.T) + t.expand(batch, 1)[:, :, None] * th.eye(n)
+        return dense_terms(r, sigma)
+
+    for ours_fn, dense_fn, inputs in [
+        (lowrank_terms, dense_general, (r, W, u, v)),
+        (scalar_lowrank_terms, dense_scalar, (r, W, s, t)),
+    ]:
+        ours = weighted_sum_and_grads(ours_fn, inputs, g, g)
+        ref = weighted_sum_and_grads(dense_fn, inputs, g, g)
+        for a, b in zip((*ours[:2], *ours[2]), (*ref[:2], *ref[2]), strict=True):
+            th.testing.assert_close(a, b)
+
+
+def test_jitter_is_the_smallest_that_works() -> None:
+    """A rank-deficient Σ gets exactly JITTERS[0]·mean(diag Σ)·I, the first jitter tried."""
+    A = th.randn(4, 2, dtype=th.float64)
+    sigma = A @ A.T  # rank 2 of 4: not positive definite
+    L = safe_cholesky(sigma.unsqueeze(0))[0]
+    expected = sigma + linalg.JITTERS[0] * sigma.diagonal().mean() * th.eye(4, dtype=th.float64)
+    th.testing.assert_close(L @ L.T, expected)
