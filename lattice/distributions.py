@@ -216,8 +216,8 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         self._weights_batch_size = 1
         # (P_x, P_a, ε): the shared draw, and one per parallel env; drawn on first use. ε (n,) is the std_reg part
         # of the action noise, held with the matrices so that the noise stays fixed between redraws.
-        self._shared_mats: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None
-        self._env_mats: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None
+        self._shared_mats: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
+        self._env_mats: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
 
     def _std(self, log_std: th.Tensor) -> th.Tensor:
         """σ in the shape of ``log_std``: clip, subtract ½ log d (the noise must not grow with the latent
@@ -250,22 +250,21 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         self._shared_mats = None
         self._env_mats = None
 
-    def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """P_x (*batch_shape, d, d) and P_a (*batch_shape, d, n) with independent N(0, σ²) entries, and the
-        std_reg part of the action noise, ε ~ N(0, std_reg² I) (*batch_shape, n)."""
+        std_reg part of the action noise, ε ~ N(0, std_reg² I) (*batch_shape, n), or None when std_reg = 0."""
         assert self._weights_std is not None and self.latent_sde_dim is not None, "Call sample_weights() first"
         std, d, n = self._weights_std, self.latent_sde_dim, self.action_dim
         # full_std: one std per entry; else one per latent row of P_x (column 0) and of P_a (column 1).
         std_x, std_a = (std[:, :d], std[:, d:]) if self.full_std else (std[:, :1], std[:, 1:])
         P_x = th.randn(*batch_shape, d, d, dtype=std.dtype, device=std.device) * std_x
         P_a = th.randn(*batch_shape, d, n, dtype=std.dtype, device=std.device) * std_a
+        eps = None  # std_reg = 0: no draw, so the random stream is as without this term
         if self.std_reg > 0:
             eps = th.randn(*batch_shape, n, dtype=std.dtype, device=std.device) * self.std_reg
-        else:  # no draw: the random stream of std_reg = 0 runs does not depend on this term
-            eps = std.new_zeros(*batch_shape, n)
         return P_x, P_a, eps
 
-    def _matrices(self, per_env: bool, like: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def _matrices(self, per_env: bool, like: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """The current draw (shared or per env), on ``like``'s device and dtype (the policy may have moved)."""
         if per_env:
             if self._env_mats is None:
@@ -276,7 +275,8 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
                 self._shared_mats = self._draw()
             mats = self._shared_mats
         if mats[0].dtype != like.dtype or mats[0].device != like.device:
-            mats = tuple(m.to(like) for m in mats)  # type: ignore[assignment]
+            P_x, P_a, eps = mats
+            mats = (P_x.to(like), P_a.to(like), None if eps is None else eps.to(like))
         return mats
 
     @property
@@ -288,7 +288,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     @exploration_mat.setter
     def exploration_mat(self, value: th.Tensor) -> None:
         d = self.latent_sde_dim
-        self._shared_mats = (value[..., :d], value[..., d:], value.new_zeros(self.action_dim))
+        self._shared_mats = (value[..., :d], value[..., d:], None)
 
     @property
     def exploration_matrices(self) -> th.Tensor:
@@ -299,7 +299,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     @exploration_matrices.setter
     def exploration_matrices(self, value: th.Tensor) -> None:
         d = self.latent_sde_dim
-        self._env_mats = (value[..., :d], value[..., d:], value.new_zeros(len(value), self.action_dim))
+        self._env_mats = (value[..., :d], value[..., d:], None)
 
     def proba_distribution_net(
         self, latent_dim: int, log_std_init: float = -2.0, latent_sde_dim: int | None = None
@@ -356,13 +356,16 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
             if len(x) > self.action_dim:
                 # A large batch (training): compose the map first, xᵀ(α P_x Wᵀ + P_a), which costs d²n + Bdn
                 # multiply-adds instead of Bd² + Bdn.
-                return x @ th.addmm(P_a, P_x, W.T, alpha=self.alpha) + eps
+                noise = x @ th.addmm(P_a, P_x, W.T, alpha=self.alpha)
+                return noise if eps is None else noise + eps
             latent_noise, action_noise = x @ P_x, x @ P_a
         else:  # one draw per env
             P_x, P_a, eps = self._matrices(True, x)
             latent_noise = th.bmm(x.unsqueeze(1), P_x).squeeze(1)
             action_noise = th.bmm(x.unsqueeze(1), P_a).squeeze(1)
-        return th.addmm(action_noise + eps, latent_noise, W.T, alpha=self.alpha)
+        if eps is not None:
+            action_noise = action_noise + eps
+        return th.addmm(action_noise, latent_noise, W.T, alpha=self.alpha)
 
     def sample(self) -> th.Tensor:
         # a = μ + α W (P_xᵀ x) + P_aᵀ x + ε. The latent noise enters through the same W as the mean; it is added

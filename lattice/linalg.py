@@ -255,15 +255,16 @@ def _scalar_lowrank_forward(
     """log det Σ, rᵀΣ⁻¹r, and the eigenbasis quantities D, y that the backward pass reuses."""
     # In the eigenbasis of WWᵀ every Σ_b is diagonal: D_b = α² s_b λ + t_b.
     D = alpha**2 * s * lam + t  # (n_sigma, n)
-    if not bool(((D > 0) & th.isfinite(D)).all()):
+    logdet = D.log().sum(-1)  # finite exactly when every D is positive and finite: one cheap check
+    if not bool(th.isfinite(logdet).all()):
         _check_finite(D, "eigenvalues")
-        # Only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ: jitter as Cholesky does.
+        # D = 0: only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ; jitter as Cholesky does.
         scale = _jitter_scale(D.mean(-1, keepdim=True))
         D = th.where((D > 0).all(-1, keepdim=True), D, D + JITTERS[0] * scale)
+        logdet = D.log().sum(-1)
     z = r @ Q  # Qᵀ r for every sample
     y = z / D  # Qᵀ Σ⁻¹ r
-    logdet = D.log().sum(-1).expand(r.shape[0]).clone()
-    return logdet, (z * y).sum(-1), D, y
+    return logdet.expand(r.shape[0]).clone(), (z * y).sum(-1), D, y
 
 
 class _ScalarLowRankTerms(th.autograd.Function):
