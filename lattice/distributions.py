@@ -287,6 +287,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
 
     @exploration_mat.setter
     def exploration_mat(self, value: th.Tensor) -> None:
+        """Replace the shared draw by a given [P_x | P_a] (for experiments and tests; no std_reg term then)."""
         d = self.latent_sde_dim
         self._shared_mats = (value[..., :d], value[..., d:], None)
 
@@ -298,6 +299,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
 
     @exploration_matrices.setter
     def exploration_matrices(self, value: th.Tensor) -> None:
+        """Replace the per-env draws by given [P_x | P_a] matrices (no std_reg term then)."""
         d = self.latent_sde_dim
         self._env_mats = (value[..., :d], value[..., d:], None)
 
