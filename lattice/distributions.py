@@ -231,13 +231,17 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
             return th.where(log_std <= 0, th.exp(log_std.clamp_max(0.0)), th.log1p(log_std.clamp_min(0.0)) + 1.0)
         return th.exp(log_std)
 
+    def _split_std(self, std: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """(σ of P_x, σ of P_a), each broadcastable to its matrix: with ``full_std`` one std per entry (columns
+        :d and d:), else one per latent row (column 0 for P_x, column 1 for P_a)."""
+        d = self.latent_sde_dim
+        return (std[:, :d], std[:, d:]) if self.full_std else (std[:, :1], std[:, 1:])
+
     def get_std(self, log_std: th.Tensor) -> th.Tensor:
         """Std of every entry of P = [P_x | P_a], shape (d, d + n)."""
-        std = self._std(log_std)
-        if self.full_std:
-            return std
-        d = std.shape[0]
-        return th.cat([std[:, :1].expand(d, d), std[:, 1:].expand(d, self.action_dim)], dim=1)
+        std_x, std_a = self._split_std(self._std(log_std))
+        d = std_x.shape[0]
+        return th.cat([std_x.expand(d, d), std_a.expand(d, self.action_dim)], dim=1)
 
     def sample_weights(self, log_std: th.Tensor, batch_size: int = 1) -> None:
         """Draw new noise matrices P_x, P_a (one shared pair, and ``batch_size`` pairs for parallel envs).
@@ -255,8 +259,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         std_reg part of the action noise, ε ~ N(0, std_reg² I) (*batch_shape, n), or None when std_reg = 0."""
         assert self._weights_std is not None and self.latent_sde_dim is not None, "Call sample_weights() first"
         std, d, n = self._weights_std, self.latent_sde_dim, self.action_dim
-        # full_std: one std per entry; else one per latent row of P_x (column 0) and of P_a (column 1).
-        std_x, std_a = (std[:, :d], std[:, d:]) if self.full_std else (std[:, :1], std[:, 1:])
+        std_x, std_a = self._split_std(std)
         P_x = th.randn(*batch_shape, d, d, dtype=std.dtype, device=std.device) * std_x
         P_a = th.randn(*batch_shape, d, n, dtype=std.dtype, device=std.device) * std_a
         eps = None  # std_reg = 0: no draw, so the random stream is as without this term
@@ -266,17 +269,19 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
 
     def _matrices(self, per_env: bool, like: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """The current draw (shared or per env), on ``like``'s device and dtype (the policy may have moved)."""
-        if per_env:
-            if self._env_mats is None:
-                self._env_mats = self._draw(self._weights_batch_size)
-            mats = self._env_mats
-        else:
-            if self._shared_mats is None:
-                self._shared_mats = self._draw()
-            mats = self._shared_mats
+        mats = self._env_mats if per_env else self._shared_mats
+        if mats is not None and mats[0].dtype == like.dtype and mats[0].device == like.device:
+            return mats
+        if mats is None:
+            mats = self._draw(self._weights_batch_size) if per_env else self._draw()
         if mats[0].dtype != like.dtype or mats[0].device != like.device:
             P_x, P_a, eps = mats
             mats = (P_x.to(like), P_a.to(like), None if eps is None else eps.to(like))
+        # Keep the new (or converted) draw: converted once, not at every step.
+        if per_env:
+            self._env_mats = mats
+        else:
+            self._shared_mats = mats
         return mats
 
     @property
