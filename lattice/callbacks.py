@@ -1,0 +1,183 @@
+"""SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints.
+
+Everything written here survives a SIGKILL: files that are rewritten (``evaluations.npz``, ``best_model.zip``)
+are written to a temporary name and renamed, and checkpoints are only ever added.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from lattice.envs import ENERGY_KEYS, SUCCESS
+
+
+def atomic_savez(path: Path, **arrays: Any) -> None:
+    """``np.savez`` to ``path`` through a temporary file, so a killed process never leaves a truncated file."""
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+class EpisodeEnergyCallback(BaseCallback):
+    """Log the per-episode energy of training episodes (``rollout/ep_effort``, ...; see ``lattice.envs``)."""
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:  # an episode ended in this env (Monitor's summary)
+                for key in ENERGY_KEYS:
+                    if key in info:
+                        self.logger.record_mean(f"rollout/{key}", info[key])
+        return True
+
+
+class EnergyEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` that also records per-episode energy and prints one line per evaluation.
+
+    ``evaluations.npz`` holds SB3's arrays (``timesteps``, ``results``, ``ep_lengths``, ``successes``) plus one
+    array per energy key (``ep_effort``, ``ep_act_sq``, ``ep_action_sq``: evaluations × episodes). Training
+    normalisation statistics are copied to the evaluation env (frozen there) before each evaluation.
+
+    :param eval_env: The evaluation env (its own seed; a frozen VecNormalize when training normalises).
+    :param run_dir: Where ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go.
+    :param eval_freq: Evaluate every ``eval_freq`` calls (env steps divided by the number of envs).
+    :param n_eval_episodes: Episodes per evaluation.
+    :param verbose: 1: one line per evaluation.
+    """
+
+    def __init__(self, eval_env: VecEnv, run_dir: Path, eval_freq: int, n_eval_episodes: int, verbose: int = 1):
+        super().__init__(
+            eval_env,
+            n_eval_episodes=n_eval_episodes,
+            eval_freq=eval_freq,
+            log_path=str(run_dir),
+            best_model_save_path=str(run_dir),
+            deterministic=True,
+            verbose=verbose,
+        )
+        self.run_dir = run_dir
+        self.evaluations_energy: dict[str, list[list[float]]] = {key: [] for key in ENERGY_KEYS}
+        self._episode_energy: dict[str, list[float]] = {}
+        self._start_time = time.time()
+        self._start_steps = 0
+
+    def restore(self, path: Path, up_to: int) -> None:
+        """Continue the evaluations of ``path`` (a previous ``evaluations.npz``) up to step ``up_to``."""
+        data = dict(np.load(path))
+        keep = data["timesteps"] <= up_to
+        self.evaluations_timesteps = data["timesteps"][keep].tolist()
+        self.evaluations_results = data["results"][keep].tolist()
+        self.evaluations_length = data["ep_lengths"][keep].tolist()
+        if "successes" in data:
+            self.evaluations_successes = data["successes"][keep].tolist()
+        for key in ENERGY_KEYS:
+            if key in data:
+                self.evaluations_energy[key] = data[key][keep].tolist()
+        if self.evaluations_results:
+            self.best_mean_reward = float(np.max(np.mean(self.evaluations_results, axis=1)))
+
+    def _on_training_start(self) -> None:
+        self._start_time, self._start_steps = time.time(), self.num_timesteps
+
+    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        super()._log_success_callback(locals_, globals_)
+        info = locals_["info"]
+        if locals_["done"] and "episode" in info:
+            for key in ENERGY_KEYS:
+                if key in info:
+                    self._episode_energy.setdefault(key, []).append(float(info[key]))
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            return self.evaluate()
+        return True
+
+    def evaluate(self) -> bool:
+        """Evaluate now, log, save ``evaluations.npz`` and the best model; returns whether to continue."""
+        if self.model.get_vec_normalize_env() is not None:
+            sync_envs_normalization(self.training_env, self.eval_env)
+        self._is_success_buffer, self._episode_energy = [], {}
+        returns, lengths = evaluate_policy(
+            self.model,
+            self.eval_env,
+            n_eval_episodes=self.n_eval_episodes,
+            deterministic=self.deterministic,
+            return_episode_rewards=True,
+            callback=self._log_success_callback,
+        )
+        assert isinstance(returns, list) and isinstance(lengths, list)
+        self.evaluations_timesteps.append(self.num_timesteps)
+        self.evaluations_results.append(returns)
+        self.evaluations_length.append(lengths)
+        arrays: dict[str, Any] = dict(
+            timesteps=self.evaluations_timesteps, results=self.evaluations_results, ep_lengths=self.evaluations_length
+        )
+        if self._is_success_buffer:
+            self.evaluations_successes.append(self._is_success_buffer)
+            arrays["successes"] = self.evaluations_successes
+        for key, values in self._episode_energy.items():
+            self.evaluations_energy[key].append(values)
+            arrays[key] = self.evaluations_energy[key]
+        atomic_savez(self.run_dir / "evaluations.npz", **arrays)
+
+        mean_return = float(np.mean(returns))
+        self.last_mean_reward = mean_return
+        self.logger.record("eval/mean_reward", mean_return)
+        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        line = f"eval {self.num_timesteps:>10,d} steps | return {mean_return:9.2f} ± {np.std(returns):7.2f}"
+        if self._is_success_buffer:
+            success = float(np.mean(self._is_success_buffer))
+            self.logger.record("eval/success_rate", success)
+            line += f" | success {success:4.0%}"
+        for key, values in self._episode_energy.items():
+            self.logger.record(f"eval/{key}", float(np.mean(values)))
+            line += f" | {key.removeprefix('ep_')} {np.mean(values):.4f}"
+        elapsed = time.time() - self._start_time
+        speed = (self.num_timesteps - self._start_steps) / max(elapsed, 1e-9)
+        line += f" | {speed:,.0f} steps/s"
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        if self.verbose:
+            print(line, flush=True)
+
+        if mean_return > self.best_mean_reward:
+            self.best_mean_reward = mean_return
+            tmp = self.run_dir / ".best_model.tmp.zip"
+            self.model.save(tmp)
+            os.replace(tmp, self.run_dir / "best_model.zip")
+            vec_normalize = self.model.get_vec_normalize_env()
+            if vec_normalize is not None:
+                vec_normalize.save(str(self.run_dir / ".best_vecnormalize.tmp.pkl"))
+                os.replace(self.run_dir / ".best_vecnormalize.tmp.pkl", self.run_dir / "best_vecnormalize.pkl")
+        return True
+
+
+class RunCheckpointCallback(CheckpointCallback):
+    """SB3's ``CheckpointCallback`` (model, VecNormalize and replay buffer) that keeps only the newest
+    ``keep_buffers`` replay buffers: they are large (SAC's is hundreds of MB) and only the newest is needed
+    to resume; an older one remains in case the newest was cut short by a kill.
+    """
+
+    def __init__(self, save_freq: int, save_path: Path, keep_buffers: int = 2):
+        super().__init__(save_freq, str(save_path), save_replay_buffer=True, save_vecnormalize=True)
+        self.keep_buffers = keep_buffers
+
+    def _on_step(self) -> bool:
+        result = super()._on_step()
+        if self.n_calls % self.save_freq == 0:
+            buffers = sorted(Path(self.save_path).glob("*_replay_buffer_*_steps.pkl"), key=checkpoint_steps)
+            for old in buffers[: -self.keep_buffers]:
+                old.unlink()
+        return result
+
+
+def checkpoint_steps(path: Path) -> int:
+    """The step count in a checkpoint file name, ``..._<steps>_steps.<ext>``."""
+    return int(path.stem.rsplit("_", 2)[-2])

@@ -1,0 +1,410 @@
+"""Experiment configs: YAML per task in ``configs/``, merged with the CLI into one resolved, validated config.
+
+A task file (``configs/ant.yaml``, ...) holds the settings shared by all algorithms at the top level and a block
+per algorithm (``sac:``, ``ppo:``, ``recurrent_ppo:``) that is merged on top; ``include:`` names files merged
+first (shared blocks live in one file, e.g. ``configs/myosuite.yaml``), and ``variants:`` maps other gym ids that
+run with the task's settings to the keys they change. ``configs/defaults.yaml`` is the first layer of every
+config. Order of precedence, lowest first::
+
+    defaults.yaml  <  included files  <  the task file  <  CLI flags (--seed, -n, ...)  <  --hyperparams
+
+The resolved config is flat (the keys of ``RUN_KEYS``), holds every value (the algorithm's and the policy's
+constructor defaults are filled in) and is written to the run folder as ``config.yml``; passing it back with
+``--config`` repeats the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import torch as th
+import yaml
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from lattice.envs import check_env_id
+from lattice.noise import NOISES
+from lattice.policies import LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy, LatticeSACPolicy
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+# One dict maps algorithm names to (algorithm, policy) classes.
+ALGOS: dict[str, tuple[type[BaseAlgorithm], type]] = {
+    "sac": (SAC, LatticeSACPolicy),
+    "ppo": (PPO, LatticeActorCriticPolicy),
+    "recurrent_ppo": (RecurrentPPO, LatticeRecurrentActorCriticPolicy),
+}
+
+# The keys of a resolved config, with what they mean (the CLI's --help and the error messages use these).
+RUN_KEYS: dict[str, str] = {
+    "algo": f"algorithm: {', '.join(ALGOS)}",
+    "noise": f"exploration noise: {', '.join(NOISES)}",
+    "env": "gymnasium id of the environment",
+    "env_kwargs": "keywords of the env's constructor",
+    "max_episode_steps": "episode length (null: the registered one)",
+    "reward_weights": "MyoSuite reward term -> weight (null: the env's own reward)",
+    "n_envs": "parallel training envs (one process each when > 1)",
+    "normalize": "VecNormalize keywords, or false",
+    "seed": "random seed (worker i uses seed + i; evaluation uses seed + n_envs)",
+    "timesteps": "total environment steps",
+    "noise_period": "steps between noise redraws T (SB3's sde_sample_freq; -1: once per rollout)",
+    "eval_freq": "environment steps between evaluations",
+    "eval_episodes": "episodes per evaluation",
+    "save_freq": "environment steps between checkpoints",
+    "device": "torch device: auto, cpu, cuda",
+    "hyperparams": "keywords of the algorithm's constructor (policy_kwargs included)",
+}
+# Constructor keywords the runner sets from other settings, and the setting to use instead.
+RUNNER_SET = {
+    "policy": "--algo",
+    "env": "--env",
+    "seed": "--seed",
+    "device": "--device",
+    "use_sde": "--noise",
+    "sde_sample_freq": "--noise-period",
+    "tensorboard_log": "--log-dir",
+    "verbose": "--verbose",
+    "_init_setup_model": None,
+}
+POLICY_RUNNER_SET = {
+    "observation_space": None,
+    "action_space": None,
+    "lr_schedule": None,
+    "use_sde": "--noise",
+    "noise": "--noise",
+    "squash_output": None,
+}
+POSITIVE = ("timesteps", "n_envs", "eval_freq", "eval_episodes", "save_freq")
+
+
+class ConfigError(ValueError):
+    """A bad setting, with a message naming it and the valid choices (the CLI exits with code 2)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, reading ``3e-4`` and ``1e6`` as numbers (YAML 1.1 wants ``3.0e-4``) as users write them."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d[\d_]*)?\.?\d*[eE][-+]?\d+$"), list("-+.0123456789")
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, recursively for nested dicts (a new dict; inputs unchanged)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``, or a ConfigError saying what is wrong with the file."""
+    try:
+        data = _yaml(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"Cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config {path} must be a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def task_names(config_dir: Path = CONFIG_DIR) -> list[str]:
+    """The task files of ``config_dir`` (every YAML file but the shared blocks, which have no ``env``)."""
+    return sorted(p.stem for p in config_dir.glob("*.yaml") if "env" in load_yaml(p))
+
+
+def find_task_file(env: str, config_dir: Path = CONFIG_DIR) -> Path | None:
+    """The task file named ``env``, or whose ``env`` or ``variants`` list the gym id ``env``, or None."""
+    named = config_dir / f"{env}.yaml"
+    if env in task_names(config_dir):
+        return named
+    for name in task_names(config_dir):
+        data = load_yaml(config_dir / f"{name}.yaml")
+        if data.get("env") == env or env in (data.get("variants") or {}):
+            return config_dir / f"{name}.yaml"
+    return None
+
+
+def _layers(path: Path, seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """The file and, before it, the files it includes (recursively), lowest precedence first."""
+    if path in seen:
+        raise ConfigError(f"Config {path} includes itself (via {' -> '.join(map(str, seen))})")
+    data = load_yaml(path)
+    includes = data.pop("include", []) or []
+    layers: list[dict[str, Any]] = []
+    for name in [includes] if isinstance(includes, str) else includes:
+        layers += _layers(path.parent / name, (*seen, path))
+    return [*layers, data]
+
+
+def _flatten(layer: dict[str, Any], algo: str, source: str) -> dict[str, Any]:
+    """A layer's shared settings with its ``algo`` block merged on top; unknown keys raise."""
+    shared = {k: v for k, v in layer.items() if k not in ALGOS and k != "variants"}
+    flat = deep_merge(shared, layer.get(algo) or {})
+    _check_keys(flat, source)
+    return flat
+
+
+def _check_keys(flat: dict[str, Any], source: str) -> None:
+    for key in flat:
+        if key not in RUN_KEYS:
+            close = difflib.get_close_matches(key, RUN_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"Unknown config key {key!r} in {source}; {hint}valid keys: {', '.join(RUN_KEYS)} "
+                "(algorithm keywords go under 'hyperparams')"
+            )
+
+
+def parse_hyperparams(items: list[str]) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "policy_kwargs.alpha=0.5", "normalize=false"]`` → a nested dict.
+
+    Values are YAML (``[256, 256]``, ``null``, ``{a: 1}``); a dotted key reaches into nested settings. A key
+    naming a config setting (``n_envs``, ``env_kwargs.x``, ...) sets it; any other key is an algorithm keyword
+    (under ``hyperparams``).
+    """
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"Malformed --hyperparams {item!r}: write key=value, e.g. learning_rate=3e-4")
+        try:
+            value = _yaml(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Malformed value in --hyperparams {item!r}: {e}") from None
+        parts = key.split(".")
+        if parts[0] not in RUN_KEYS:
+            parts = ["hyperparams", *parts]
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--hyperparams {item!r} reaches into {part!r}, which is set to a value")
+        node[parts[-1]] = value
+    return result
+
+
+def _signature_defaults(classes: tuple[type, ...], skip: dict[str, str | None]) -> dict[str, Any]:
+    """Keyword → default of a class's constructor: ``classes`` is its MRO, followed while ``**kwargs`` is passed on."""
+    params: dict[str, Any] = {}
+    for cls in classes:
+        if "__init__" not in vars(cls):
+            continue
+        passes_on = False
+        for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
+            passes_on |= param.kind == param.VAR_KEYWORD
+            if name in skip or name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            params.setdefault(name, param.default)
+        if not passes_on:
+            break
+    return params
+
+
+def _to_yaml_value(value: Any) -> Any:
+    """A constructor default as a YAML value: classes by name (``ReLU``) or dotted path, tuples as lists."""
+    if isinstance(value, type):
+        if getattr(th.nn, value.__name__, None) is value or getattr(th.optim, value.__name__, None) is value:
+            return value.__name__
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, tuple):
+        return [_to_yaml_value(v) for v in value]
+    return value
+
+
+def _fill(given: dict[str, Any], defaults: dict[str, Any], skip: dict[str, str | None], what: str) -> dict[str, Any]:
+    for key in given:
+        if key in skip:
+            fix = f"set it with {skip[key]}" if skip[key] else "the runner sets it"
+            raise ConfigError(f"{what} keyword {key!r} cannot be set in a config: {fix}")
+        if key not in defaults:
+            close = difflib.get_close_matches(key, defaults, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"Unknown {what} keyword {key!r}; {hint}valid: {', '.join(sorted(defaults))}")
+    filled = {k: _to_yaml_value(v) for k, v in defaults.items() if v is not inspect.Parameter.empty}
+    for key, value in given.items():
+        default = defaults[key]
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+            value = int(value)  # buffer_size: 1e6
+        filled[key] = value
+    return filled
+
+
+def resolve_class(value: Any, module: Any = th.nn) -> Any:
+    """A class from its YAML name: a name in ``module`` (``ReLU`` in torch.nn) or a dotted path."""
+    if not isinstance(value, str):
+        return value
+    if "." not in value:
+        try:
+            return getattr(module, value)
+        except AttributeError:
+            raise ConfigError(f"Unknown class {value!r}: not in {module.__name__}; give a dotted path") from None
+    module_name, _, name = value.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"Cannot import {value!r}") from None
+
+
+def resolve_config(
+    algo: str | None = None,
+    noise: str | None = None,
+    env: str | None = None,
+    config: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    hyperparams: list[str] | None = None,
+    config_dir: Path = CONFIG_DIR,
+) -> dict[str, Any]:
+    """The resolved, validated config of one run.
+
+    :param algo: Algorithm name (``ALGOS``); may come from ``config`` instead.
+    :param noise: Noise name (``NOISES``); may come from ``config`` instead.
+    :param env: A task name (a file in ``config_dir``) or a gym id; may come from ``config`` instead.
+    :param config: A task file or a run's ``config.yml``, used instead of looking up ``env``'s task file.
+    :param overrides: Settings from CLI flags (``RUN_KEYS`` → value), above the files.
+    :param hyperparams: ``key=value`` strings (see ``parse_hyperparams``), above everything.
+    :param config_dir: Where ``defaults.yaml`` and the task files are.
+    """
+    file_layers = _layers(config) if config is not None else []
+    # algo / noise / env: the CLI's, else the config file's.
+    file_flat = {k: v for layer in file_layers for k, v in layer.items() if k in ("algo", "noise", "env")}
+    algo = algo or file_flat.get("algo")
+    noise = noise or file_flat.get("noise")
+    env = env or file_flat.get("env")
+    if algo not in ALGOS:
+        raise ConfigError(f"Unknown algo {algo!r}; choose one of: {', '.join(ALGOS)}")
+    if noise not in NOISES:
+        raise ConfigError(f"Unknown noise {noise!r}; choose one of: {', '.join(NOISES)}")
+    if not env:
+        raise ConfigError(f"No env given: pass --env (a task: {', '.join(task_names(config_dir))}; or a gym id)")
+
+    variant: dict[str, Any] = {}
+    if config is None:
+        task_file = find_task_file(env, config_dir)
+        if task_file is not None:
+            file_layers = _layers(task_file)
+            variant = (file_layers[-1].get("variants") or {}).get(env) or {}
+            if env in (file_layers[-1].get("variants") or {}):
+                variant = {"env": env, **variant}
+        else:
+            try:
+                check_env_id(env, task_names(config_dir))
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            variant = {"env": env}
+
+    if (overrides or {}).get("noise_period") is not None and not NOISES[noise].state_dependent:
+        raise ConfigError(
+            f"--noise-period sets when state-dependent noise is redrawn; noise {noise!r} is fresh every step. "
+            "Drop --noise-period or choose a state-dependent noise ('gsde', 'lattice')."
+        )
+    layers = [_flatten(load_yaml(config_dir / "defaults.yaml"), algo, "configs/defaults.yaml")]
+    layers += [_flatten(layer, algo, str(config or env)) for layer in file_layers]
+    resolved: dict[str, Any] = {}
+    for layer in layers:
+        resolved = deep_merge(resolved, layer)
+    # A variant (another gym id run with a task's settings) replaces the keys it names: its env takes other kwargs.
+    resolved.update(_flatten(variant, algo, f"variants: {env}"))
+    resolved = deep_merge(resolved, {k: v for k, v in (overrides or {}).items() if v is not None})
+    cli = parse_hyperparams(hyperparams or [])
+    _check_keys(cli, "--hyperparams")
+    resolved = deep_merge(resolved, cli)
+    resolved.update(algo=algo, noise=noise)
+    return validate(resolved)
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Check every setting and fill in the constructor defaults; returns the resolved config (key order fixed)."""
+    _check_keys(config, "the config")
+    missing = [k for k in RUN_KEYS if k not in config]
+    if missing:
+        raise ConfigError(f"Config is missing {', '.join(missing)} ({'; '.join(RUN_KEYS[k] for k in missing)})")
+    algo, noise = config["algo"], config["noise"]
+    if algo not in ALGOS:
+        raise ConfigError(f"Unknown algo {algo!r}; choose one of: {', '.join(ALGOS)}")
+    if noise not in NOISES:
+        raise ConfigError(f"Unknown noise {noise!r}; choose one of: {', '.join(NOISES)}")
+    for key in POSITIVE:
+        value = config[key]
+        if isinstance(value, float) and value.is_integer():
+            value = config[key] = int(value)  # YAML reads 1e6 as a float
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    period = config["noise_period"]
+    if not isinstance(period, int) or isinstance(period, bool) or period == 0 or period < -1:
+        raise ConfigError(f"noise_period must be a positive integer or -1 (once per rollout), got {period!r}")
+    if not isinstance(config["seed"], int) or isinstance(config["seed"], bool) or config["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {config['seed']!r}")
+    if config["normalize"] is True:
+        config["normalize"] = {}
+    if config["normalize"] is not False and not isinstance(config["normalize"], dict):
+        raise ConfigError(f"normalize must be false or a mapping of VecNormalize keywords, got {config['normalize']!r}")
+    for key in ("env_kwargs", "hyperparams"):
+        if not isinstance(config[key] or {}, dict):
+            raise ConfigError(f"{key} must be a mapping, got {config[key]!r}")
+        config[key] = config[key] or {}
+    if config["reward_weights"] is not None and not isinstance(config["reward_weights"], dict):
+        raise ConfigError(f"reward_weights must be a mapping of term -> weight or null, got {config['reward_weights']!r}")
+
+    algo_class, policy_class = ALGOS[algo]
+    hyperparams = dict(config["hyperparams"])
+    policy_kwargs = hyperparams.pop("policy_kwargs", None) or {}
+    if not isinstance(policy_kwargs, dict):
+        raise ConfigError(f"policy_kwargs must be a mapping, got {policy_kwargs!r}")
+    algo_defaults = _signature_defaults(algo_class.__mro__, {**RUNNER_SET, "policy_kwargs": None})
+    filled = _fill(hyperparams, algo_defaults, RUNNER_SET, f"{algo_class.__name__}")
+    policy_defaults = _signature_defaults(policy_class.__mro__, POLICY_RUNNER_SET)
+    filled["policy_kwargs"] = _fill(policy_kwargs, policy_defaults, POLICY_RUNNER_SET, f"{policy_class.__name__}")
+    config["hyperparams"] = filled
+    return {key: config[key] for key in RUN_KEYS}
+
+
+def algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """The algorithm's constructor keywords from a resolved config (classes imported, noise wired in)."""
+    spec = NOISES[config["noise"]]
+    kwargs = copy.deepcopy(config["hyperparams"])
+    policy_kwargs = kwargs.pop("policy_kwargs")
+    for key, value in list(policy_kwargs.items()):
+        if key == "activation_fn":
+            policy_kwargs[key] = resolve_class(value, th.nn)
+        elif key == "optimizer_class":
+            policy_kwargs[key] = resolve_class(value, th.optim)
+        elif key.endswith("_class"):
+            policy_kwargs[key] = resolve_class(value)
+        elif isinstance(value, list) and key in ("std_clip",):
+            policy_kwargs[key] = tuple(value)
+    for key, value in list(kwargs.items()):
+        if key.endswith("_class"):
+            kwargs[key] = resolve_class(value)
+        elif key == "train_freq" and isinstance(value, list):
+            kwargs[key] = tuple(value)
+    policy_kwargs["noise"] = config["noise"]
+    kwargs["policy_kwargs"] = policy_kwargs
+    kwargs["use_sde"] = spec.state_dependent
+    if spec.state_dependent:
+        kwargs["sde_sample_freq"] = config["noise_period"]
+    return kwargs
+
+
+def dump_config(config: dict[str, Any], path: Path) -> None:
+    """Write a resolved config as YAML (every value plain YAML; readable back with ``--config``)."""
+    path.write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
