@@ -130,7 +130,8 @@ class EpisodeEnergy(gym.Wrapper):
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        assert isinstance(env.action_space, gym.spaces.Box), "EpisodeEnergy needs a continuous action space"
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"Energy logging needs a continuous (Box) action space, got {env.action_space}")
         self._low, self._high = env.action_space.low, env.action_space.high
         self.has_muscles = _muscle_activations(env) is not None
         self._sums = np.zeros(3)

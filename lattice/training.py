@@ -24,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +149,12 @@ def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 
 def check_buildable(config: dict[str, Any]) -> None:
     """Build the model on one throwaway env so that a bad value fails here, before any folder exists."""
-    env = DummyVecEnv([lambda: make_env(config["env"], config["env_kwargs"], config["max_episode_steps"])])
     try:
+        env = DummyVecEnv([lambda: make_env(config["env"], config["env_kwargs"], config["max_episode_steps"])])
         env_info_keywords(config)
-        build_model({**config, "device": "cpu"}, env)
+        build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
     except (ValueError, TypeError, AssertionError, KeyError) as e:
-        raise ConfigError(f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}")
-    finally:
-        env.close()
+        raise ConfigError(f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}") from e
 
 
 def _logger(run_dir: Path) -> Logger:
@@ -176,7 +175,7 @@ def start_wandb(run_dir: Path, config: dict[str, Any], project: str, entity: str
         os.environ["WANDB_MODE"] = "offline"
         print("wandb: no API key found, logging offline (upload later with `wandb sync`)", flush=True)
     id_file = run_dir / "wandb_id.txt"
-    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
     id_file.write_text(run_id)
     return wandb.init(
         project=project,

@@ -1,0 +1,245 @@
+"""experiments/run.py and experiments/render.py as users run them: subprocesses on real envs, tiny budgets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pandas as pd
+import pytest
+import torch as th
+import yaml
+
+from lattice.config import load_yaml, resolve_config
+from lattice.noise import NOISES
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = str(ROOT / "experiments" / "run.py")
+RENDER = str(ROOT / "experiments" / "render.py")
+TINY = {
+    "ppo": ["n_steps=64", "batch_size=32"],
+    "recurrent_ppo": ["n_steps=64", "batch_size=32"],
+    "sac": ["learning_starts=32", "batch_size=32", "buffer_size=2000"],
+}
+RUN_FILES = [
+    "config.yml",
+    "args.yml",
+    "command.txt",
+    "versions.yml",
+    "0.monitor.csv",
+    "progress.csv",
+    "evaluations.npz",
+    "best_model.zip",
+    "final_model.zip",
+    "learning_curve.png",
+    "summary.yml",
+]
+
+
+def cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "MUJOCO_GL": "egl", **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ)
+
+
+def tiny_run_args(algo: str, noise: str, log_dir: Path, env: str = "elbow", steps: int = 128) -> list[str]:
+    return [
+        RUN,
+        *("--algo", algo, "--noise", noise, "--env", env, "-n", str(steps), "--n-envs", "1"),
+        *("--eval-freq", "64", "--eval-episodes", "2", "--save-freq", "64", "--log-dir", str(log_dir)),
+        "--no-progress-bar",
+        *("--hyperparams", "max_episode_steps=20", *TINY[algo]),
+    ]
+
+
+def only_run_dir(log_dir: Path) -> Path:
+    (run_dir,) = [p for p in log_dir.glob("*/*") if p.is_dir()]
+    return run_dir
+
+
+@pytest.mark.parametrize("noise", list(NOISES))
+@pytest.mark.parametrize("algo", ["sac", "ppo", "recurrent_ppo"])
+def test_every_algo_and_noise_leaves_a_complete_run_folder(algo, noise, tmp_path):
+    result = cli(*tiny_run_args(algo, noise, tmp_path / "logs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "logs")
+    assert run_dir == tmp_path / "logs" / algo / "myoElbowPose1D6MRandom-v0_1"
+    for name in [*RUN_FILES, "energy.png", "best_vecnormalize.pkl", "vecnormalize.pkl"]:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "rl_model_64_steps.zip" in checkpoints and "rl_model_vecnormalize_128_steps.pkl" in checkpoints
+    assert ("rl_model_replay_buffer_128_steps.pkl" in checkpoints) == (algo == "sac")
+
+    config = load_yaml(run_dir / "config.yml")
+    assert (config["algo"], config["noise"], config["env"]) == (algo, noise, "myoElbowPose1D6MRandom-v0")
+    evaluations = np.load(run_dir / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [64, 128]
+    assert evaluations["results"].shape == (2, 2) and np.isfinite(evaluations["results"]).all()
+    for key in ("successes", "ep_effort", "ep_act_sq", "ep_action_sq"):
+        assert evaluations[key].shape == (2, 2), key
+    monitor = pd.read_csv(run_dir / "0.monitor.csv", skiprows=1)
+    assert list(monitor.columns) == ["r", "l", "t", "ep_effort", "ep_act_sq", "ep_action_sq", "is_success"]
+    assert (monitor["l"] == 20).all() and len(monitor) >= 128 // 20 - 1
+    assert (monitor["ep_effort"] > 0).all()
+    summary = load_yaml(run_dir / "summary.yml")
+    assert summary["status"] == "finished" and summary["timesteps"] == 128
+    assert summary["final_eval"]["return_mean"] == pytest.approx(evaluations["results"][-1].mean())
+    assert summary["final_eval"]["effort"] == pytest.approx(evaluations["ep_effort"][-1].mean())
+    assert "eval        128 steps | return" in result.stdout
+
+
+def test_ant_sac_with_video_and_render(tmp_path):
+    """SAC on Ant with --video, then experiments/render.py on the same folder: real, moving frames."""
+    args = tiny_run_args("sac", "lattice", tmp_path / "logs", env="ant", steps=96)
+    result = cli(*args[: args.index("--hyperparams")], "--video", "--hyperparams", "max_episode_steps=20",
+                 "n_envs=2", *TINY["sac"], cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "logs")
+    assert (run_dir / "1.monitor.csv").is_file()  # two training workers
+    assert load_yaml(run_dir / "summary.yml")["video"] == "videos/best.mp4"
+    out = tmp_path / "videos" / "ant.mp4"
+    result = cli(RENDER, str(run_dir), "--model", "final", "--out", str(out), "--max-steps", "12", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for path, n_frames in [(run_dir / "videos" / "best.mp4", 20), (out, 13)]:
+        reader = imageio.get_reader(path)
+        assert reader.get_meta_data()["fps"] == pytest.approx(20.0)  # Ant's control step is 0.05 s
+        frames = np.array([frame for frame in reader], dtype=np.float64)
+        assert len(frames) == n_frames and frames.shape[1:] == (360, 480, 3)
+        assert frames.std(axis=(1, 2, 3)).min() > 10  # not blank
+        assert np.abs(frames[-1] - frames[0]).mean() > 0.5  # the body moves
+
+
+def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
+    log_dir = tmp_path / "logs"
+    args = tiny_run_args("sac", "lattice", log_dir, steps=1200)
+    args[args.index("--save-freq") + 1] = "200"
+    args[args.index("--eval-freq") + 1] = "200"
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env={**os.environ, "MUJOCO_GL": "egl"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_vecnormalize_400_steps.pkl")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = only_run_dir(log_dir)
+    assert not (run_dir / "summary.yml").exists(), "the run finished before it was killed: raise its budget"
+    progress_before = (run_dir / "progress.csv").read_text()
+    monitor_before = (run_dir / "0.monitor.csv").read_text()
+    evaluations_before = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
+    assert evaluations_before[:2] == [200, 400]
+
+    result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" in result.stdout and "from checkpoint at" in result.stdout
+    summary = load_yaml(run_dir / "summary.yml")
+    assert summary["timesteps"] == 1200 and summary["final_eval"]["timesteps"] == 1200
+    evaluations = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
+    assert evaluations == list(range(200, 1201, 200))  # one curve, each step once
+    # Nothing logged before the kill is lost: the logs continue after it.
+    progress_header = progress_before.split("\n", 1)[0]
+    progress_rows = progress_before.splitlines()[1:]
+    progress_after = pd.read_csv(run_dir / "progress.csv")
+    assert progress_after["time/total_timesteps"].max() == 1200
+    after_lines = (run_dir / "progress.csv").read_text().splitlines()
+    assert after_lines[0].startswith(progress_header)
+    assert [line.split(",")[: len(progress_header.split(","))] for line in after_lines[1 : 1 + len(progress_rows)]] == [
+        row.split(",") for row in progress_rows
+    ]
+    assert (run_dir / "0.monitor.csv").read_text().startswith(monitor_before)
+    assert len((run_dir / "command.txt").read_text().splitlines()) == 2
+    assert "--resume" in (run_dir / "command.txt").read_text().splitlines()[1]
+
+
+def test_resolved_config_reproduces_the_run(tmp_path):
+    result = cli(*tiny_run_args("ppo", "lattice", tmp_path / "a"), "--seed", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = only_run_dir(tmp_path / "a")
+    config = first / "config.yml"
+    result = cli(RUN, "--config", str(config), "--log-dir", str(tmp_path / "b"), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = only_run_dir(tmp_path / "b")
+    assert load_yaml(second / "config.yml") == load_yaml(config)
+    a, b = np.load(first / "evaluations.npz"), np.load(second / "evaluations.npz")
+    assert np.array_equal(a["results"], b["results"]) and np.array_equal(a["ep_effort"], b["ep_effort"])
+    from stable_baselines3 import PPO
+
+    pa = PPO.load(first / "final_model.zip", device="cpu").policy.state_dict()
+    pb = PPO.load(second / "final_model.zip", device="cpu").policy.state_dict()
+    assert all(th.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_a_second_run_gets_a_new_folder(tmp_path):
+    log_dir = tmp_path / "logs"
+    (log_dir / "ppo" / "myoElbowPose1D6MRandom-v0_1").mkdir(parents=True)
+    (log_dir / "ppo" / "myoElbowPose1D6MRandom-v0_1" / "keep.txt").write_text("earlier run")
+    result = cli(*tiny_run_args("ppo", "gsde", log_dir, steps=64), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (log_dir / "ppo" / "myoElbowPose1D6MRandom-v0_1" / "keep.txt").read_text() == "earlier run"
+    assert (log_dir / "ppo" / "myoElbowPose1D6MRandom-v0_2" / "summary.yml").is_file()
+
+
+def test_wandb_runs_offline_without_an_api_key(tmp_path):
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": ""}
+    environ = {k: v for k, v in {**os.environ, **env}.items() if not (k.startswith("WANDB") and not v)}
+    environ.pop("WANDB_API_KEY", None), environ.pop("WANDB_MODE", None)
+    result = subprocess.run(
+        [sys.executable, *tiny_run_args("ppo", "lattice", tmp_path / "logs", steps=64), "--wandb"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**environ, "MUJOCO_GL": "egl"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "logging offline" in result.stdout
+    run_dir = only_run_dir(tmp_path / "logs")
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+
+
+BAD_INPUT = [
+    (["--algo", "a2c", "--noise", "lattice"], "argument --algo: invalid choice: 'a2c'"),
+    (["--algo", "sac", "--noise", "pink"], "Unknown noise 'pink'; choose one of: isotropic, gsde, lattice"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "Ant-v9"], "did you mean 'Ant-v5'"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "ant", "-n", "0"], "timesteps must be a positive integer, got 0"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "ant", "--eval-episodes", "-1"], "eval_episodes must be a positive"),
+    (["--algo", "ppo", "--noise", "lattice", "--env", "ant", "--hyperparams", "n_steps"], "Malformed --hyperparams"),
+    (["--algo", "ppo", "--noise", "lattice", "--env", "ant", "--hyperparams", "nsteps=8"], "did you mean 'n_steps'"),
+    (["--algo", "ppo", "--noise", "isotropic", "--env", "ant", "--noise-period", "8"], "Drop --noise-period"),
+    (
+        ["--algo", "ppo", "--noise", "lattice", "--env", "elbow", "--hyperparams", "policy_kwargs.net_arch=wide"],
+        "Cannot build ppo with noise 'lattice' on myoElbowPose1D6MRandom-v0",
+    ),
+    (["--algo", "ppo", "--noise", "gsde", "--env", "CartPole-v1"], "needs a continuous (Box) action space"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[m[:30] for _, m in BAD_INPUT])
+def test_bad_input_exits_2_with_one_line_and_creates_nothing(args, message, tmp_path):
+    result = cli(RUN, *args, "--log-dir", str(tmp_path / "logs"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert message in last
+    assert not (tmp_path / "logs").exists()
+
+
+def test_bad_resume_targets(tmp_path):
+    result = cli(RUN, "--resume", str(tmp_path / "nowhere"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "no such folder" in result.stderr
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a run")
+    result = cli(RUN, "--resume", str(tmp_path / "other"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "not a run folder" in result.stderr
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
+    result = cli(RENDER, str(tmp_path / "other"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "not a run folder" in result.stderr
+
+
+def test_config_files_resolve_for_every_task_and_algo():
+    for task in ("ant", "reorient", "pen", "elbow"):
+        for algo in ("sac", "ppo", "recurrent_ppo"):
+            config = resolve_config(algo, "lattice", task)
+            assert yaml.safe_load(yaml.safe_dump(config)) == config

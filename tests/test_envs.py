@@ -1,0 +1,95 @@
+"""Experiment env wrappers on real envs: energy against a hand computation, the paper's reward terms, ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT, SUCCESS, check_env_id, control_dt, make_env
+
+
+def _run_episode(env, rng, scale=1.0):
+    """Step one episode with Gaussian actions (beyond the bounds at times); record actions and activations."""
+    env.reset(seed=0)
+    actions, activations, infos = [], [], []
+    done = False
+    while not done:
+        action = (rng.normal(size=env.action_space.shape) * scale).astype(np.float32)
+        _, _, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        act = getattr(env.unwrapped, "data").act
+        activations.append(np.array(act, dtype=np.float64))
+        infos.append(info)
+        done = terminated or truncated
+    return np.array(actions, dtype=np.float64), np.array(activations), infos
+
+
+@pytest.mark.parametrize("env_id", ["myoElbowPose1D6MRandom-v0", "myoChallengeDieReorientP2-v0"])
+def test_muscle_energy_is_the_episode_mean(env_id):
+    env = make_env(env_id, max_episode_steps=25)
+    actions, act, infos = _run_episode(env, np.random.default_rng(0))
+    n_muscles = act.shape[1]
+    assert n_muscles == env.action_space.shape[0] and len(act) == 25
+    last = infos[-1]
+    # MyoChallenge effort: mean over steps of ‖act‖₂ / n_muscles; and mean over steps and muscles of act².
+    assert last[EFFORT] == pytest.approx(np.mean(np.linalg.norm(act, axis=1) / n_muscles), rel=1e-12)
+    assert last[ACT_SQ] == pytest.approx(np.mean(act**2), rel=1e-12)
+    low, high = env.action_space.low, env.action_space.high
+    assert last[ACTION_SQ] == pytest.approx(np.mean(np.clip(actions, low, high) ** 2), rel=1e-6)
+    assert last[SUCCESS] == bool(last["solved"])
+    # Reported only at the episode's end (what Monitor records), and not equal to the last step's value.
+    assert all(EFFORT not in info for info in infos[:-1])
+    assert last[EFFORT] != pytest.approx(np.linalg.norm(act[-1]) / n_muscles)
+    assert set(env.info_keywords) == {EFFORT, ACT_SQ, ACTION_SQ, SUCCESS}
+
+
+def test_ant_energy_is_the_mean_squared_applied_action():
+    env = make_env("Ant-v5", max_episode_steps=30)
+    actions, _, infos = _run_episode(env, np.random.default_rng(1), scale=2.0)  # often beyond [-1, 1]
+    assert np.abs(actions).max() > 1.0
+    assert infos[-1][ACTION_SQ] == pytest.approx(np.mean(np.clip(actions, -1.0, 1.0) ** 2), rel=1e-6)
+    assert env.info_keywords == (ACTION_SQ,)
+    # Within the bounds (SB3 clips or squashes actions), it is Ant's own control cost, Σ a² · weight, per actuator.
+    actions, _, infos = _run_episode(env, np.random.default_rng(2), scale=0.4)
+    assert np.abs(actions).max() < 1.0
+    ctrl = np.array([-info["reward_ctrl"] for info in infos]) / env.unwrapped._ctrl_cost_weight
+    assert infos[-1][ACTION_SQ] == pytest.approx(np.mean(ctrl) / 8, rel=1e-5)
+
+
+def test_paper_reward_terms_of_reorient():
+    weights = dict(pos_dist=2.0, rot_dist=0.2, pos_dist_diff=100.0, rot_dist_diff=10.0, alive=1.0, solved=2.0)
+    env = make_env("myoChallengeDieReorientP2-v0", max_episode_steps=20, reward_weights=weights)
+    env.reset(seed=0)
+    rng = np.random.default_rng(2)
+    previous = None
+    for _ in range(20):
+        _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, size=39).astype(np.float32))
+        terms = {k: float(v) for k, v in info["rwd_dict"].items()}
+        if previous is not None:
+            expected = (
+                2.0 * terms["pos_dist"]
+                + 0.2 * terms["rot_dist"]
+                + 100.0 * (terms["pos_dist"] - previous["pos_dist"])  # rwd = −distance: its decrease
+                + 10.0 * (terms["rot_dist"] - previous["rot_dist"])
+                + 1.0 * (not terms["done"])
+                + 2.0 * terms["solved"]
+            )
+            assert reward == pytest.approx(expected, rel=1e-9, abs=1e-12)
+            assert reward != pytest.approx(terms["dense"])  # the env's own reward is replaced
+        previous = terms
+        if terminated or truncated:
+            break
+
+
+def test_unknown_reward_term_names_the_valid_ones():
+    env = make_env("myoHandPenTwirlRandom-v0", reward_weights={"pos_dist": 1.0})
+    with pytest.raises(ValueError, match=r"Unknown reward term\(s\) \['pos_dist'\].*'pos_align_diff'"):
+        env.reset(seed=0)
+
+
+def test_control_step_and_env_ids():
+    assert control_dt(make_env("Ant-v5")) == pytest.approx(0.05)
+    assert control_dt(make_env("myoChallengeDieReorientP2-v0")) == pytest.approx(0.01)  # not 1 / render_fps
+    check_env_id("myoHandReorient8-v0")
+    with pytest.raises(ValueError, match="did you mean 'myoHandReorient8-v0'"):
+        check_env_id("myoHandReorent8-v0")
