@@ -26,12 +26,15 @@ test: install
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
 
+# The main job on a small budget (about 5 minutes on 2 cores): Lattice-SAC on Ant with the paper's settings,
+# 4 envs, 30k steps; leaves a complete run folder in logs/sac/Ant-v5_<N>/ (curves, checkpoints, video).
+RUN_ARGS ?= --algo sac --noise lattice --env ant -n 30000 --n-envs 4 --eval-freq 5000 --eval-episodes 5 --save-freq 10000 --video
 run: install
-	$(PY) examples/sac_ant.py
+	$(PY) experiments/run.py $(RUN_ARGS)
 
 lint: install
-	$(PY) -m ruff check lattice benchmarks tests examples
-	$(PY) -m ruff format --check lattice benchmarks tests examples
+	$(PY) -m ruff check lattice benchmarks tests experiments
+	$(PY) -m ruff format --check lattice benchmarks tests experiments
 	$(PY) -m mypy
 
 ci: lint test

@@ -33,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--timesteps", type=int, help="total environment steps (default: the task's budget)")
     p.add_argument("--n-envs", type=int, help="parallel training envs (default: the task's)")
     p.add_argument(
-        "--noise-period", type=int, help="T: steps between redraws of gsde/lattice noise (sde_sample_freq; -1: per rollout)"
+        "--noise-period",
+        type=int,
+        help="T: steps between redraws of gsde/lattice noise (sde_sample_freq; -1: per rollout)",
     )
     p.add_argument(
         "--hyperparams",

@@ -16,7 +16,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback,
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from lattice.envs import ENERGY_KEYS, SUCCESS
+from lattice.envs import ENERGY_KEYS
 
 
 def atomic_savez(path: Path, **arrays: Any) -> None:

@@ -98,7 +98,7 @@ _Loader.add_implicit_resolver(
 
 
 def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    return yaml.load(text, Loader=_Loader)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -223,8 +223,9 @@ def _signature_defaults(classes: tuple[type, ...], skip: dict[str, str | None]) 
 def _to_yaml_value(value: Any) -> Any:
     """A constructor default as a YAML value: classes by name (``ReLU``) or dotted path, tuples as lists."""
     if isinstance(value, type):
-        if getattr(th.nn, value.__name__, None) is value or getattr(th.optim, value.__name__, None) is value:
-            return value.__name__
+        name = value.__name__
+        if getattr(th.nn, name, None) is value or getattr(th.optim, name, None) is value:
+            return name
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, tuple):
         return [_to_yaml_value(v) for v in value]
@@ -243,7 +244,12 @@ def _fill(given: dict[str, Any], defaults: dict[str, Any], skip: dict[str, str |
     filled = {k: _to_yaml_value(v) for k, v in defaults.items() if v is not inspect.Parameter.empty}
     for key, value in given.items():
         default = defaults[key]
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and isinstance(value, float)
+            and value.is_integer()
+        ):
             value = int(value)  # buffer_size: 1e6
         filled[key] = value
     return filled
@@ -363,7 +369,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{key} must be a mapping, got {config[key]!r}")
         config[key] = config[key] or {}
     if config["reward_weights"] is not None and not isinstance(config["reward_weights"], dict):
-        raise ConfigError(f"reward_weights must be a mapping of term -> weight or null, got {config['reward_weights']!r}")
+        raise ConfigError(
+            f"reward_weights must be a mapping of term -> weight or null, got {config['reward_weights']!r}"
+        )
 
     algo_class, policy_class = ALGOS[algo]
     hyperparams = dict(config["hyperparams"])

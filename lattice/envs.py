@@ -171,7 +171,7 @@ def make_env(
     max_episode_steps: int | None = None,
     reward_weights: dict[str, float] | None = None,
     render_mode: str | None = None,
-) -> gym.Env:
+) -> EpisodeEnergy:
     """One env with the experiment wrappers (without Monitor, which SB3's ``make_vec_env`` adds).
 
     :param env_id: A gymnasium id (MyoSuite ids are registered on demand).

@@ -11,11 +11,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT  # noqa: E402
+from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
 
 ENERGY_LABELS = {
     EFFORT: "effort ‖act‖₂ / n_muscles",

@@ -35,6 +35,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from lattice.callbacks import EnergyEvalCallback, EpisodeEnergyCallback, RunCheckpointCallback, checkpoint_steps
@@ -54,7 +55,7 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
         if not os.path.exists(filename):
             super().__init__(filename)
             return
-        self.file = open(filename, "r+")  # noqa: SIM115 (closed by Logger.close)
+        self.file = open(filename, "r+")
         text = self.file.read()
         if text and not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
@@ -154,7 +155,9 @@ def check_buildable(config: dict[str, Any]) -> None:
         env_info_keywords(config)
         build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
     except (ValueError, TypeError, AssertionError, KeyError) as e:
-        raise ConfigError(f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}") from e
+        raise ConfigError(
+            f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}"
+        ) from e
 
 
 def _logger(run_dir: Path) -> Logger:
@@ -201,7 +204,7 @@ def _netrc_has_wandb() -> bool:
 def latest_checkpoint(run_dir: Path, algo: str, normalize: bool) -> tuple[int, dict[str, Path]] | None:
     """The newest checkpoint with all its files (model, and VecNormalize / replay buffer where used)."""
     folder = run_dir / "checkpoints"
-    needs_buffer = hasattr(ALGOS[algo][0], "load_replay_buffer") and algo == "sac"
+    needs_buffer = issubclass(ALGOS[algo][0], OffPolicyAlgorithm)
     for model_path in sorted(folder.glob("rl_model_*_steps.zip"), key=checkpoint_steps, reverse=True):
         steps = checkpoint_steps(model_path)
         files = {"model": model_path}
@@ -256,8 +259,8 @@ def train(
             venv = VecNormalize.load(str(files["vecnormalize"]), venv)
             venv.training = True
         model = ALGOS[config["algo"]][0].load(files["model"], env=venv, device=config["device"])
-        if "replay_buffer" in files:
-            model.load_replay_buffer(files["replay_buffer"])  # type: ignore[attr-defined]
+        if isinstance(model, OffPolicyAlgorithm) and "replay_buffer" in files:
+            model.load_replay_buffer(files["replay_buffer"])
     evaluations = run_dir / "evaluations.npz"
     if resuming and evaluations.exists():
         # Evaluations after the checkpoint belong to a discarded stretch of training: moved to a copy, not lost.
@@ -283,8 +286,10 @@ def train(
             model.get_vec_normalize_env().save(  # type: ignore[union-attr]
                 str(run_dir / "checkpoints" / f"rl_model_vecnormalize_{model.num_timesteps}_steps.pkl")
             )
-        if hasattr(model, "replay_buffer"):
-            model.save_replay_buffer(run_dir / "checkpoints" / f"rl_model_replay_buffer_{model.num_timesteps}_steps.pkl")
+        if isinstance(model, OffPolicyAlgorithm):
+            model.save_replay_buffer(
+                run_dir / "checkpoints" / f"rl_model_replay_buffer_{model.num_timesteps}_steps.pkl"
+            )
         raise
     finally:
         model.logger.close()

@@ -13,13 +13,14 @@ from typing import Any
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"
 
-import imageio.v2 as imageio  # noqa: E402
-import numpy as np  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize  # noqa: E402
+import imageio.v2 as imageio
+import mujoco
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from lattice.callbacks import checkpoint_steps  # noqa: E402
-from lattice.config import ALGOS, ConfigError, load_yaml, validate  # noqa: E402
-from lattice.envs import control_dt, make_env  # noqa: E402
+from lattice.callbacks import checkpoint_steps
+from lattice.config import ALGOS, ConfigError, load_yaml, validate
+from lattice.envs import control_dt, make_env
 
 
 def model_files(run_dir: Path, which: str) -> tuple[Path, Path | None]:
@@ -42,11 +43,38 @@ def model_files(run_dir: Path, which: str) -> tuple[Path, Path | None]:
     return model, stats if stats.exists() else None
 
 
-def _frame(env: Any, size: tuple[int, int]) -> np.ndarray:
-    unwrapped = env.unwrapped
-    if type(unwrapped).__module__.startswith("myosuite"):
-        return unwrapped.render(width=size[0], height=size[1], camera_id=-1)  # MyoSuite takes the size here
-    return env.render()
+class _Frames:
+    """Frames of an env: MyoSuite hand scenes through a camera aimed at the manipulated object (MyoSuite's default
+    camera shows the hand as a speck), other MyoSuite scenes through its free camera at the requested size, and
+    gymnasium's MuJoCo envs through their own ``render()`` (Ant: a camera tracking the torso).
+    """
+
+    def __init__(self, env: Any, size: tuple[int, int]):
+        self.env, self.size = env, size
+        unwrapped = env.unwrapped
+        self.myosuite = type(unwrapped).__module__.startswith("myosuite")
+        self.object = -1
+        if self.myosuite:
+            self.object = mujoco.mj_name2id(unwrapped.model, mujoco.mjtObj.mjOBJ_BODY, "Object")
+        if self.object >= 0:
+            self.renderer = mujoco.Renderer(unwrapped.model, height=size[1], width=size[0])
+            self.camera = mujoco.MjvCamera()
+            mujoco.mjv_defaultFreeCamera(unwrapped.model, self.camera)
+            self.camera.distance, self.camera.azimuth, self.camera.elevation = 0.45, 180.0, -25.0
+
+    def aim(self) -> None:
+        """Aim at the object where it starts the episode (fixed during it, so a drop is seen as one)."""
+        if self.object >= 0:
+            self.camera.lookat[:] = self.env.unwrapped.data.xpos[self.object]
+
+    def __call__(self) -> np.ndarray:
+        unwrapped = self.env.unwrapped
+        if self.object >= 0:
+            self.renderer.update_scene(unwrapped.data, camera=self.camera)
+            return self.renderer.render().copy()
+        if self.myosuite:
+            return unwrapped.render(width=self.size[0], height=self.size[1], camera_id=-1)
+        return self.env.render()
 
 
 def render_run(
@@ -89,16 +117,18 @@ def render_run(
     model = ALGOS[config["algo"]][0].load(model_path, device="cpu")
     venv.seed(config["seed"] + config["n_envs"] if seed is None else seed)
 
+    frame = _Frames(env, size)
     frames, steps = [], 0
     for _ in range(episodes):
         obs, state, start, done = venv.reset(), None, np.ones(1, dtype=bool), False
-        frames.append(_frame(env, size))
+        frame.aim()
+        frames.append(frame())
         while not done and (max_steps is None or steps < max_steps):
             action, state = model.predict(obs, state=state, episode_start=start, deterministic=True)
             obs, _, dones, _ = venv.step(action)
             done, start, steps = bool(dones[0]), dones, steps + 1
             if not done:  # after the last step the env has already been reset
-                frames.append(_frame(env, size))
+                frames.append(frame())
         if max_steps is not None and steps >= max_steps:
             break
     venv.close()

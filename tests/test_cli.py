@@ -44,7 +44,9 @@ RUN_FILES = [
 
 def cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environ = {**os.environ, "MUJOCO_GL": "egl", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ
+    )
 
 
 def tiny_run_args(algo: str, noise: str, log_dir: Path, env: str = "elbow", steps: int = 128) -> list[str]:
@@ -113,6 +115,22 @@ def test_ant_sac_with_video_and_render(tmp_path):
         assert len(frames) == n_frames and frames.shape[1:] == (360, 480, 3)
         assert frames.std(axis=(1, 2, 3)).min() > 10  # not blank
         assert np.abs(frames[-1] - frames[0]).mean() > 0.5  # the body moves
+
+
+def test_render_the_myosuite_hand(tmp_path):
+    """The die-reorient hand at its control rate (100 fps), through a camera aimed at the die: not blank, moving."""
+    args = tiny_run_args("ppo", "lattice", tmp_path / "logs", env="reorient", steps=64)
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "logs")
+    result = cli(RENDER, str(run_dir), "--max-steps", "6", "--size", "240", "180", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reader = imageio.get_reader(run_dir / "videos" / "best.mp4")
+    assert reader.get_meta_data()["fps"] == pytest.approx(100.0)
+    frames = np.array([frame for frame in reader], dtype=np.float64)
+    assert frames.shape == (7, 180, 240, 3)
+    assert frames.std(axis=(1, 2, 3)).min() > 10
+    assert np.abs(frames[-1] - frames[0]).mean() > 0.5
 
 
 def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
@@ -205,7 +223,10 @@ BAD_INPUT = [
     (["--algo", "sac", "--noise", "pink"], "Unknown noise 'pink'; choose one of: isotropic, gsde, lattice"),
     (["--algo", "sac", "--noise", "lattice", "--env", "Ant-v9"], "did you mean 'Ant-v5'"),
     (["--algo", "sac", "--noise", "lattice", "--env", "ant", "-n", "0"], "timesteps must be a positive integer, got 0"),
-    (["--algo", "sac", "--noise", "lattice", "--env", "ant", "--eval-episodes", "-1"], "eval_episodes must be a positive"),
+    (
+        ["--algo", "sac", "--noise", "lattice", "--env", "ant", "--eval-episodes", "-1"],
+        "eval_episodes must be a positive",
+    ),
     (["--algo", "ppo", "--noise", "lattice", "--env", "ant", "--hyperparams", "n_steps"], "Malformed --hyperparams"),
     (["--algo", "ppo", "--noise", "lattice", "--env", "ant", "--hyperparams", "nsteps=8"], "did you mean 'n_steps'"),
     (["--algo", "ppo", "--noise", "isotropic", "--env", "ant", "--noise-period", "8"], "Drop --noise-period"),

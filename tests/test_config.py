@@ -29,8 +29,19 @@ def test_ant_sac_has_the_papers_settings():
     c = resolve_config("sac", "lattice", "ant")
     assert c["env"] == "Ant-v5" and c["n_envs"] == 16 and c["normalize"] == {"norm_obs": True, "norm_reward": True}
     hp = c["hyperparams"]
-    assert (hp["learning_rate"], hp["buffer_size"], hp["learning_starts"], hp["batch_size"]) == (3e-4, 300_000, 10_000, 256)
-    assert (hp["tau"], hp["gamma"], hp["train_freq"], hp["gradient_steps"], hp["ent_coef"]) == (0.02, 0.98, 8, 8, "auto")
+    assert (hp["learning_rate"], hp["buffer_size"], hp["learning_starts"], hp["batch_size"]) == (
+        3e-4,
+        300_000,
+        10_000,
+        256,
+    )
+    assert (hp["tau"], hp["gamma"], hp["train_freq"], hp["gradient_steps"], hp["ent_coef"]) == (
+        0.02,
+        0.98,
+        8,
+        8,
+        "auto",
+    )
     pk = hp["policy_kwargs"]
     assert pk["net_arch"] == [400, 300] and pk["activation_fn"] == "GELU"
     assert pk["use_expln"] is True and pk["clip_mean"] == 2.0 and pk["std_clip"] == [0.001, 1.0]
@@ -92,11 +103,15 @@ def test_hyperparam_values_are_yaml_with_exponent_floats():
     assert parse_hyperparams(["a=3e-4", "b=[1, 2]", "c=null", "d.e=1e6", "f=text"]) == {
         "hyperparams": {"a": 3e-4, "b": [1, 2], "c": None, "d": {"e": 1e6}, "f": "text"}
     }
-    assert resolve_config("sac", "lattice", "ant", hyperparams=["buffer_size=1e5"])["hyperparams"]["buffer_size"] == 100000
+    assert (
+        resolve_config("sac", "lattice", "ant", hyperparams=["buffer_size=1e5"])["hyperparams"]["buffer_size"] == 100000
+    )
 
 
 def test_resolved_config_round_trip(tmp_path: Path):
-    c = resolve_config("recurrent_ppo", "lattice", "pen", overrides={"seed": 3}, hyperparams=["policy_kwargs.alpha=0.3"])
+    c = resolve_config(
+        "recurrent_ppo", "lattice", "pen", overrides={"seed": 3}, hyperparams=["policy_kwargs.alpha=0.3"]
+    )
     dump_config(c, tmp_path / "config.yml")
     assert resolve_config(config=tmp_path / "config.yml") == c
     assert yaml.safe_load((tmp_path / "config.yml").read_text()) == c  # plain YAML, no Python tags
@@ -142,7 +157,7 @@ def test_bad_settings_raise_clear_errors(kwargs, message):
 def test_unknown_key_in_a_config_file(tmp_path: Path):
     path = tmp_path / "task.yaml"
     path.write_text("env: Ant-v5\nsac:\n  timestep: 100\n")
-    with pytest.raises(ConfigError, match="Unknown config key 'timestep' .*did you mean 'timesteps'"):
+    with pytest.raises(ConfigError, match=r"Unknown config key 'timestep' .*did you mean 'timesteps'"):
         resolve_config("sac", "lattice", config=path)
     path.write_text("env: Ant-v5\nlearning_rate: 0.1\n")
     with pytest.raises(ConfigError, match="algorithm keywords go under 'hyperparams'"):

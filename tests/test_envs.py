@@ -17,7 +17,7 @@ def _run_episode(env, rng, scale=1.0):
         action = (rng.normal(size=env.action_space.shape) * scale).astype(np.float32)
         _, _, terminated, truncated, info = env.step(action)
         actions.append(action)
-        act = getattr(env.unwrapped, "data").act
+        act = env.unwrapped.data.act
         activations.append(np.array(act, dtype=np.float64))
         infos.append(info)
         done = terminated or truncated
