@@ -136,5 +136,5 @@ def render_run(
     out = out or run_dir / "videos" / f"{which}.mp4"
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = 1.0 / control_dt(env)
-    imageio.mimwrite(out, frames, fps=fps, macro_block_size=8)  # type: ignore[arg-type]
+    imageio.mimwrite(out, frames, fps=fps, macro_block_size=2)  # type: ignore[arg-type]  # yuv420p: even sizes
     return out
