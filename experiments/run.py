@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.resume is not None:
-            given = [f"--{k.replace('_', '-')}" for k in ("algo", "noise", "env", "config") if getattr(args, k)]
+            defaults = vars(parser().parse_args([]))
+            kept = ("resume", "no_progress_bar", "wandb", "wandb_project", "wandb_entity", "video")
+            given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in kept and v != defaults[k]]
             if given:
                 raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
             run_dir, summary = args.resume, resume_run(args.resume, **train_kwargs)
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; a checkpoint was saved: continue with  python experiments/run.py --resume RUN_DIR")
+        print("\ninterrupted: continue from the last checkpoint with  python experiments/run.py --resume RUN_DIR")
         return 130
     final = summary["final_eval"]
     print(f"done: {run_dir} | final return {final['return_mean']:.2f} ± {final['return_std']:.2f}", flush=True)

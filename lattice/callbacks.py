@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from lattice.envs import ENERGY_KEYS
@@ -149,33 +151,58 @@ class EnergyEvalCallback(EvalCallback):
 
         if mean_return > self.best_mean_reward:
             self.best_mean_reward = mean_return
-            tmp = self.run_dir / ".best_model.tmp.zip"
-            self.model.save(tmp)
-            os.replace(tmp, self.run_dir / "best_model.zip")
-            vec_normalize = self.model.get_vec_normalize_env()
-            if vec_normalize is not None:
-                vec_normalize.save(str(self.run_dir / ".best_vecnormalize.tmp.pkl"))
-                os.replace(self.run_dir / ".best_vecnormalize.tmp.pkl", self.run_dir / "best_vecnormalize.pkl")
+            self._save_best(mean_return)
         return True
+
+    def _save_best(self, mean_return: float) -> None:
+        """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was)."""
+        self.model.save(self.run_dir / ".best_model.tmp.zip")
+        vec_normalize = self.model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            vec_normalize.save(str(self.run_dir / ".best_vecnormalize.tmp.pkl"))
+            os.replace(self.run_dir / ".best_vecnormalize.tmp.pkl", self.run_dir / "best_vecnormalize.pkl")
+        os.replace(self.run_dir / ".best_model.tmp.zip", self.run_dir / "best_model.zip")
+        record = yaml.safe_dump({"timesteps": int(self.num_timesteps), "return_mean": mean_return})
+        (self.run_dir / ".best_model.tmp.yml").write_text(record)
+        os.replace(self.run_dir / ".best_model.tmp.yml", self.run_dir / "best_model.yml")
 
 
 class RunCheckpointCallback(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` (model, VecNormalize and replay buffer) that keeps only the newest
-    ``keep_buffers`` replay buffers: they are large (SAC's is hundreds of MB) and only the newest is needed
-    to resume; an older one remains in case the newest was cut short by a kill.
+    """Checkpoints (model, VecNormalize and, off-policy, the replay buffer) that a kill cannot leave half-written.
+
+    Each file is written under a temporary name and renamed; the model's ``.zip`` is renamed last, so a checkpoint
+    whose model file exists is complete. Only the newest replay buffer is kept: it is large (SAC's is hundreds
+    of MB) and only the newest is needed to resume. File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
     """
 
-    def __init__(self, save_freq: int, save_path: Path, keep_buffers: int = 2):
+    def __init__(self, save_freq: int, save_path: Path):
         super().__init__(save_freq, str(save_path), save_replay_buffer=True, save_vecnormalize=True)
-        self.keep_buffers = keep_buffers
 
     def _on_step(self) -> bool:
-        result = super()._on_step()
         if self.n_calls % self.save_freq == 0:
-            buffers = sorted(Path(self.save_path).glob("*_replay_buffer_*_steps.pkl"), key=checkpoint_steps)
-            for old in buffers[: -self.keep_buffers]:
-                old.unlink()
-        return result
+            self.save()
+        return True
+
+    def save(self) -> None:
+        """Save a checkpoint at the current step count."""
+        Path(self.save_path).mkdir(parents=True, exist_ok=True)
+        written: list[tuple[Path, Path]] = []
+
+        def temporary(path: str) -> Path:
+            final = Path(path)
+            written.append((final.with_name(f".{final.stem}.tmp{final.suffix}"), final))
+            return written[-1][0]
+
+        vec_normalize = self.model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            vec_normalize.save(str(temporary(self._checkpoint_path("vecnormalize_", extension="pkl"))))
+        if isinstance(self.model, OffPolicyAlgorithm):
+            self.model.save_replay_buffer(temporary(self._checkpoint_path("replay_buffer_", extension="pkl")))
+        self.model.save(temporary(self._checkpoint_path(extension="zip")))
+        for tmp, final in written:  # the model last
+            os.replace(tmp, final)
+        for old in sorted(Path(self.save_path).glob("rl_model_replay_buffer_*_steps.pkl"), key=checkpoint_steps)[:-1]:
+            old.unlink()
 
 
 def checkpoint_steps(path: Path) -> int:

@@ -189,9 +189,11 @@ def parse_hyperparams(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"Malformed --hyperparams {item!r}: write key=value, e.g. learning_rate=3e-4")
         try:
             value = _yaml(text)
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, ValueError) as e:
             raise ConfigError(f"Malformed value in --hyperparams {item!r}: {e}") from None
         parts = key.split(".")
+        if parts[0] in ("algo", "noise", "env"):
+            raise ConfigError(f"--hyperparams {item!r}: set {parts[0]} with --{parts[0]}")
         if parts[0] not in RUN_KEYS:
             parts = ["hyperparams", *parts]
         node = result
@@ -293,6 +295,7 @@ def resolve_config(
     file_layers = _layers(config) if config is not None else []
     # algo / noise / env: the CLI's, else the config file's.
     file_flat = {k: v for layer in file_layers for k, v in layer.items() if k in ("algo", "noise", "env")}
+    cli_env = env if config is not None else None  # with a config file, --env replaces the file's env
     algo = algo or file_flat.get("algo")
     noise = noise or file_flat.get("noise")
     env = env or file_flat.get("env")
@@ -335,6 +338,8 @@ def resolve_config(
     _check_keys(cli, "--hyperparams")
     resolved = deep_merge(resolved, cli)
     resolved.update(algo=algo, noise=noise)
+    if cli_env:
+        resolved["env"] = cli_env
     return validate(resolved)
 
 
@@ -349,6 +354,14 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"Unknown algo {algo!r}; choose one of: {', '.join(ALGOS)}")
     if noise not in NOISES:
         raise ConfigError(f"Unknown noise {noise!r}; choose one of: {', '.join(NOISES)}")
+    try:
+        check_env_id(str(config["env"]), task_names())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        th.device("cpu" if config["device"] == "auto" else config["device"])
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"Unknown device {config['device']!r}; choose auto, cpu, cuda or cuda:<index>") from None
     for key in POSITIVE:
         value = config[key]
         if isinstance(value, float) and value.is_integer():

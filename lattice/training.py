@@ -153,8 +153,8 @@ def check_buildable(config: dict[str, Any]) -> None:
     try:
         env = DummyVecEnv([lambda: make_env(config["env"], config["env_kwargs"], config["max_episode_steps"])])
         env_info_keywords(config)
-        build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
-    except (ValueError, TypeError, AssertionError, KeyError) as e:
+        build_model({**config, "device": "cpu"}, normalized(env, config, training=True)).env.close()  # type: ignore[union-attr]
+    except (ValueError, TypeError, AssertionError, KeyError, RuntimeError) as e:
         raise ConfigError(
             f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}"
         ) from e
@@ -212,9 +212,31 @@ def latest_checkpoint(run_dir: Path, algo: str, normalize: bool) -> tuple[int, d
             files["vecnormalize"] = folder / f"rl_model_vecnormalize_{steps}_steps.pkl"
         if needs_buffer:
             files["replay_buffer"] = folder / f"rl_model_replay_buffer_{steps}_steps.pkl"
-        if all(p.exists() and p.stat().st_size > 0 for p in files.values()):
+        if all(p.exists() for p in files.values()):  # the model file is renamed into place last
             return steps, files
     return None
+
+
+def _set_aside_discarded(run_dir: Path, start_steps: int, evaluation: EnergyEvalCallback) -> None:
+    """Before resuming at ``start_steps``: what the discarded stretch after it produced is moved aside, not lost.
+
+    Evaluations after the checkpoint go to ``evaluations_before_resume_<k>.npz`` (``evaluations.npz`` keeps the
+    earlier ones, so it stays one curve); a best model from that stretch goes to ``best_model_before_resume_<k>.zip``
+    (with its VecNormalize and record), and the next evaluation saves a new best model.
+    """
+    k = 1 + len(list(run_dir.glob("evaluations_before_resume_*.npz")))
+    evaluations = run_dir / "evaluations.npz"
+    if evaluations.exists():
+        if (np.load(evaluations)["timesteps"] > start_steps).any():
+            evaluations = evaluations.replace(run_dir / f"evaluations_before_resume_{k}.npz")
+        evaluation.restore(evaluations, start_steps)
+    best = run_dir / "best_model.yml"
+    if best.exists() and load_yaml(best)["timesteps"] > start_steps:
+        for name in ("best_model.zip", "best_vecnormalize.pkl", "best_model.yml"):
+            if (run_dir / name).exists():
+                stem, suffix = name.split(".")
+                (run_dir / name).replace(run_dir / f"{stem}_before_resume_{k}.{suffix}")
+        evaluation.best_mean_reward = -np.inf
 
 
 def train(
@@ -259,14 +281,11 @@ def train(
             venv = VecNormalize.load(str(files["vecnormalize"]), venv)
             venv.training = True
         model = ALGOS[config["algo"]][0].load(files["model"], env=venv, device=config["device"])
+        model.set_random_seed(config["seed"] + start_steps)  # load() reseeded everything with the first seed
         if isinstance(model, OffPolicyAlgorithm) and "replay_buffer" in files:
             model.load_replay_buffer(files["replay_buffer"])
-    evaluations = run_dir / "evaluations.npz"
-    if resuming and evaluations.exists():
-        # Evaluations after the checkpoint belong to a discarded stretch of training: moved to a copy, not lost.
-        if (np.load(evaluations)["timesteps"] > start_steps).any():
-            evaluations = evaluations.replace(run_dir / f"evaluations_before_resume_at_{start_steps}.npz")
-        evaluation.restore(evaluations, start_steps)
+    if resuming:
+        _set_aside_discarded(run_dir, start_steps, evaluation)
     model.set_logger(_logger(run_dir))
     checkpoints = RunCheckpointCallback(max(config["save_freq"] // config["n_envs"], 1), run_dir / "checkpoints")
     callbacks = CallbackList([EpisodeEnergyCallback(), evaluation, checkpoints])
@@ -279,17 +298,8 @@ def train(
             progress_bar=progress_bar,
             reset_num_timesteps=resume_from is None,
         )
-    except KeyboardInterrupt:
-        checkpoints.num_timesteps = model.num_timesteps
-        model.save(run_dir / "checkpoints" / f"rl_model_{model.num_timesteps}_steps.zip")
-        if model.get_vec_normalize_env() is not None:
-            model.get_vec_normalize_env().save(  # type: ignore[union-attr]
-                str(run_dir / "checkpoints" / f"rl_model_vecnormalize_{model.num_timesteps}_steps.pkl")
-            )
-        if isinstance(model, OffPolicyAlgorithm):
-            model.save_replay_buffer(
-                run_dir / "checkpoints" / f"rl_model_replay_buffer_{model.num_timesteps}_steps.pkl"
-            )
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, as a checkpoint to resume from
+        checkpoints.save()
         raise
     finally:
         model.logger.close()
@@ -344,6 +354,9 @@ def summarize(run_dir: Path, config: dict[str, Any], steps: int, elapsed: float,
         return entry
 
     means = np.mean(data["results"], axis=1)
+    best = int(np.argmax(means))
+    if (run_dir / "best_model.yml").exists():  # the evaluation that best_model.zip comes from
+        best = int(np.flatnonzero(data["timesteps"] == load_yaml(run_dir / "best_model.yml")["timesteps"])[0])
     summary = {
         "status": "finished",
         "algo": config["algo"],
@@ -352,7 +365,7 @@ def summarize(run_dir: Path, config: dict[str, Any], steps: int, elapsed: float,
         "seed": config["seed"],
         "timesteps": int(steps),
         "final_eval": evaluation(len(means) - 1),
-        "best_eval": evaluation(int(np.argmax(means))),
+        "best_eval": evaluation(best),
         "train_seconds": round(elapsed, 1),
         "steps_per_second": round(new_steps / max(elapsed, 1e-9), 1),
     }

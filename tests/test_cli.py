@@ -171,6 +171,18 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
         row.split(",") for row in progress_rows
     ]
     assert (run_dir / "0.monitor.csv").read_text().startswith(monitor_before)
+    # The replay buffer and the normalisation statistics continued from the checkpoint (not from empty).
+    from stable_baselines3.common.save_util import load_from_pkl
+
+    buffer = load_from_pkl(run_dir / "checkpoints" / "rl_model_replay_buffer_1200_steps.pkl")
+    # SB3 stores a step's transition after the callbacks ran, so a checkpoint at step s holds s - 1 of them: the
+    # one at 1200 misses its last, and the resumed checkpoint's last one is gone. Without the buffer: about 800.
+    assert buffer.pos == 1200 - 2 and not buffer.full
+    assert [p.name for p in (run_dir / "checkpoints").glob("rl_model_replay_buffer_*")] == [
+        "rl_model_replay_buffer_1200_steps.pkl"
+    ]
+    stats = load_from_pkl(run_dir / "checkpoints" / "rl_model_vecnormalize_1200_steps.pkl")
+    assert 1200 <= stats.obs_rms.count <= 1203  # one per step and per reset; without the statistics: about 800
     assert len((run_dir / "command.txt").read_text().splitlines()) == 2
     assert "--resume" in (run_dir / "command.txt").read_text().splitlines()[1]
 
@@ -235,6 +247,12 @@ BAD_INPUT = [
         "Cannot build ppo with noise 'lattice' on myoElbowPose1D6MRandom-v0",
     ),
     (["--algo", "ppo", "--noise", "gsde", "--env", "CartPole-v1"], "needs a continuous (Box) action space"),
+    (["--algo", "ppo", "--noise", "gsde", "--env", "elbow", "--device", "gpu"], "Unknown device 'gpu'"),
+    (
+        ["--algo", "ppo", "--noise", "gsde", "--env", "elbow", "--hyperparams", "normalize={bogus: 1}"],
+        "unexpected keyword argument 'bogus'",
+    ),
+    (["--resume", "logs/ppo/x_1", "-n", "100"], "--resume continues a run with its own config; drop --timesteps"),
 ]
 
 

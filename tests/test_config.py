@@ -99,6 +99,18 @@ def test_precedence_file_then_flags_then_hyperparams():
     assert c["hyperparams"]["policy_kwargs"]["net_arch"] == [400, 300]  # untouched keys stay
 
 
+def test_included_files_rank_below_the_task_file():
+    c = resolve_config("ppo", "lattice", "elbow")  # shared/paper_ppo_myosuite.yaml says 16 envs, elbow.yaml 4
+    assert c["n_envs"] == 4 and c["timesteps"] == 200_000 and c["hyperparams"]["n_steps"] == 128
+
+
+def test_env_flag_replaces_the_env_of_a_config_file(tmp_path: Path):
+    c = resolve_config("sac", "lattice", "ant")
+    dump_config(c, tmp_path / "config.yml")
+    other = resolve_config(env="HalfCheetah-v5", config=tmp_path / "config.yml")
+    assert other["env"] == "HalfCheetah-v5" and other["hyperparams"] == c["hyperparams"]
+
+
 def test_hyperparam_values_are_yaml_with_exponent_floats():
     assert parse_hyperparams(["a=3e-4", "b=[1, 2]", "c=null", "d.e=1e6", "f=text"]) == {
         "hyperparams": {"a": 3e-4, "b": [1, 2], "c": None, "d": {"e": 1e6}, "f": "text"}
@@ -145,6 +157,9 @@ def test_algo_kwargs_wire_the_noise_and_import_classes():
         (dict(hyperparams=["policy_kwargs.noise=gsde"]), "set it with --noise"),
         (dict(noise="isotropic", overrides={"noise_period": 4}), "Drop --noise-period"),
         (dict(hyperparams=["normalize=3"]), "normalize must be false or a mapping"),
+        (dict(hyperparams=["learning_rate=.e5"]), "Malformed value in --hyperparams"),
+        (dict(hyperparams=["env=Foo-v0"]), "set env with --env"),
+        (dict(overrides={"device": "gpu7"}), "Unknown device 'gpu7'; choose auto, cpu, cuda"),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs, message):

@@ -60,22 +60,22 @@ def test_paper_reward_terms_of_reorient():
     weights = dict(pos_dist=2.0, rot_dist=0.2, pos_dist_diff=100.0, rot_dist_diff=10.0, alive=1.0, solved=2.0)
     env = make_env("myoChallengeDieReorientP2-v0", max_episode_steps=20, reward_weights=weights)
     env.reset(seed=0)
+    previous = dict(env.env._previous)  # RewardWeights: the terms at the reset state, which the first step's *_diff starts from
+    assert previous["pos_dist"] < 0 and previous["done"] == 0  # rwd = −distance; not dropped at the start
     rng = np.random.default_rng(2)
-    previous = None
     for _ in range(20):
         _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, size=39).astype(np.float32))
         terms = {k: float(v) for k, v in info["rwd_dict"].items()}
-        if previous is not None:
-            expected = (
-                2.0 * terms["pos_dist"]
-                + 0.2 * terms["rot_dist"]
-                + 100.0 * (terms["pos_dist"] - previous["pos_dist"])  # rwd = −distance: its decrease
-                + 10.0 * (terms["rot_dist"] - previous["rot_dist"])
-                + 1.0 * (not terms["done"])
-                + 2.0 * terms["solved"]
-            )
-            assert reward == pytest.approx(expected, rel=1e-9, abs=1e-12)
-            assert reward != pytest.approx(terms["dense"])  # the env's own reward is replaced
+        expected = (
+            2.0 * terms["pos_dist"]
+            + 0.2 * terms["rot_dist"]
+            + 100.0 * (terms["pos_dist"] - previous["pos_dist"])  # rwd = −distance: its decrease
+            + 10.0 * (terms["rot_dist"] - previous["rot_dist"])
+            + 1.0 * (not terms["done"])
+            + 2.0 * terms["solved"]
+        )
+        assert reward == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert reward != pytest.approx(terms["dense"])  # the env's own reward is replaced
         previous = terms
         if terminated or truncated:
             break
