@@ -60,7 +60,7 @@ def test_paper_reward_terms_of_reorient():
     weights = dict(pos_dist=2.0, rot_dist=0.2, pos_dist_diff=100.0, rot_dist_diff=10.0, alive=1.0, solved=2.0)
     env = make_env("myoChallengeDieReorientP2-v0", max_episode_steps=20, reward_weights=weights)
     env.reset(seed=0)
-    previous = dict(env.env._previous)  # RewardWeights: the terms at the reset state, which the first step's *_diff starts from
+    previous = dict(env.env._previous)  # RewardWeights: the reset state's terms, where the first *_diff starts
     assert previous["pos_dist"] < 0 and previous["done"] == 0  # rwd = −distance; not dropped at the start
     rng = np.random.default_rng(2)
     for _ in range(20):
