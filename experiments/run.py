@@ -27,10 +27,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--noise", help=f"exploration noise: {', '.join(f'{n} ({s.description})' for n, s in NOISES.items())}"
     )
-    p.add_argument("--env", help="task (ant, reorient, pen, elbow: a file in configs/) or a gymnasium id")
+    p.add_argument(
+        "--env", help="task (ant, reorient, pen, elbow: a file in configs/) or a gymnasium id (default: ant)"
+    )
     p.add_argument("--config", type=Path, help="YAML config: a task file, or a run's config.yml to repeat it")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("-n", "--timesteps", type=int, help="total environment steps (default: the task's budget)")
+    p.add_argument("-n", "--timesteps", type=int, help="total environment steps (default 1M; the paper: 10M-20M)")
     p.add_argument("--n-envs", type=int, help="parallel training envs (default: the task's)")
     p.add_argument(
         "--noise-period",
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 save_freq=args.save_freq,
                 device=args.device,
             )
-            config = resolve_config(args.algo, args.noise, args.env, args.config, overrides, args.hyperparams)
+            env = args.env or (None if args.config else "ant")
+            config = resolve_config(args.algo, args.noise, env, args.config, overrides, args.hyperparams)
             recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
             run_dir, summary = start_run(config, args.log_dir, recorded, **train_kwargs)
     except ConfigError as e:

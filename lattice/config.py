@@ -299,10 +299,12 @@ def resolve_config(
     algo = algo or file_flat.get("algo")
     noise = noise or file_flat.get("noise")
     env = env or file_flat.get("env")
-    if algo not in ALGOS:
-        raise ConfigError(f"Unknown algo {algo!r}; choose one of: {', '.join(ALGOS)}")
-    if noise not in NOISES:
-        raise ConfigError(f"Unknown noise {noise!r}; choose one of: {', '.join(NOISES)}")
+    for name, value, choices in (("algo", algo, ALGOS), ("noise", noise, NOISES)):
+        if value is None:
+            raise ConfigError(f"No {name} given: pass --{name} (one of: {', '.join(choices)})")
+        if value not in choices:
+            raise ConfigError(f"Unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    assert isinstance(algo, str) and isinstance(noise, str)
     if not env:
         raise ConfigError(f"No env given: pass --env (a task: {', '.join(task_names(config_dir))}; or a gym id)")
 

@@ -215,12 +215,12 @@ def test_a_second_run_gets_a_new_folder(tmp_path):
     assert (log_dir / "ppo" / "myoElbowPose1D6MRandom-v0_2" / "summary.yml").is_file()
 
 
-def test_wandb_runs_offline_without_an_api_key(tmp_path):
+def test_wandb_runs_offline_without_an_api_key_with_metrics_and_video(tmp_path):
     env = {"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": ""}
     environ = {k: v for k, v in {**os.environ, **env}.items() if not (k.startswith("WANDB") and not v)}
     environ.pop("WANDB_API_KEY", None), environ.pop("WANDB_MODE", None)
     result = subprocess.run(
-        [sys.executable, *tiny_run_args("ppo", "lattice", tmp_path / "logs", steps=64), "--wandb"],
+        [sys.executable, *tiny_run_args("ppo", "lattice", tmp_path / "logs", steps=64), "--wandb", "--video"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**environ, "MUJOCO_GL": "egl"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -228,6 +228,8 @@ def test_wandb_runs_offline_without_an_api_key(tmp_path):
     run_dir = only_run_dir(tmp_path / "logs")
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+    assert list(offline[0].glob("files/**/tensorboard/events.out.tfevents.*"))  # metrics: the tensorboard sync
+    assert list(offline[0].glob("files/media/videos/**/*.mp4"))  # the rollout video, logged explicitly
 
 
 BAD_INPUT = [

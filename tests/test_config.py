@@ -59,7 +59,7 @@ def test_reorient_ppo_has_the_papers_settings(algo):
     hp = c["hyperparams"]
     assert (hp["n_steps"], hp["batch_size"], hp["n_epochs"], hp["learning_rate"]) == (128, 32, 10, 2.55673e-5)
     assert (hp["ent_coef"], hp["clip_range"], hp["gae_lambda"], hp["max_grad_norm"]) == (3.62109e-6, 0.3, 0.9, 0.7)
-    assert hp["vf_coef"] == 0.835671 and c["n_envs"] == 16 and c["timesteps"] == 20_000_000
+    assert hp["vf_coef"] == 0.835671 and c["n_envs"] == 16 and c["timesteps"] == 1_000_000  # -n for the paper's 20M
     pk = hp["policy_kwargs"]
     assert pk["full_std"] is False and pk["use_expln"] is True and pk["std_clip"] == [0.001, 10.0]
     assert pk["ortho_init"] is False and pk["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
@@ -93,7 +93,7 @@ def test_precedence_file_then_flags_then_hyperparams():
         overrides={"seed": 7, "n_envs": 2, "timesteps": None},
         hyperparams=["n_envs=3", "learning_rate=1e-3", "policy_kwargs.alpha=0.5", "normalize.norm_reward=false"],
     )
-    assert c["seed"] == 7 and c["n_envs"] == 3 and c["timesteps"] == 10_000_000
+    assert c["seed"] == 7 and c["n_envs"] == 3 and c["timesteps"] == 1_000_000
     assert c["hyperparams"]["learning_rate"] == 1e-3 and c["hyperparams"]["policy_kwargs"]["alpha"] == 0.5
     assert c["normalize"] == {"norm_obs": True, "norm_reward": False}
     assert c["hyperparams"]["policy_kwargs"]["net_arch"] == [400, 300]  # untouched keys stay
