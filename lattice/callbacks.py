@@ -49,7 +49,8 @@ class EnergyEvalCallback(EvalCallback):
 
     :param eval_env: The evaluation env (its own seed; a frozen VecNormalize when training normalises).
     :param run_dir: Where ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go.
-    :param eval_freq: Evaluate every ``eval_freq`` calls (env steps divided by the number of envs).
+    :param eval_freq: Evaluate each time the step count passes a multiple of ``eval_freq`` (all envs together),
+        so a resumed run keeps the same grid of evaluation steps.
     :param n_eval_episodes: Episodes per evaluation.
     :param verbose: 1: one line per evaluation.
     """
@@ -69,6 +70,7 @@ class EnergyEvalCallback(EvalCallback):
         self._episode_energy: dict[str, list[float]] = {}
         self._start_time = time.time()
         self._start_steps = 0
+        self._next_eval = eval_freq
 
     def restore(self, path: Path, up_to: int) -> None:
         """Continue the evaluations of ``path`` (a previous ``evaluations.npz``) up to step ``up_to``."""
@@ -86,7 +88,8 @@ class EnergyEvalCallback(EvalCallback):
             self.best_mean_reward = float(np.max(np.mean(self.evaluations_results, axis=1)))
 
     def _on_training_start(self) -> None:
-        self._start_time, self._start_steps = time.time(), self.num_timesteps
+        self._start_time, self._start_steps = time.time(), self.model.num_timesteps
+        self._next_eval = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
 
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         super()._log_success_callback(locals_, globals_)
@@ -97,7 +100,8 @@ class EnergyEvalCallback(EvalCallback):
                     self._episode_energy.setdefault(key, []).append(float(info[key]))
 
     def _on_step(self) -> bool:
-        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+        if self.num_timesteps >= self._next_eval:
+            self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
             return self.evaluate()
         return True
 

@@ -270,7 +270,7 @@ def train(
     evaluation = EnergyEvalCallback(
         eval_env(config),
         run_dir,
-        eval_freq=max(config["eval_freq"] // config["n_envs"], 1),
+        eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
     )
     if resume_from is None:
@@ -299,7 +299,10 @@ def train(
             reset_num_timesteps=resume_from is None,
         )
     except KeyboardInterrupt:  # Ctrl-C: keep what was trained, as a checkpoint to resume from
-        checkpoints.save()
+        if model.num_timesteps > start_steps:
+            checkpoints.init_callback(model)
+            checkpoints.num_timesteps = model.num_timesteps
+            checkpoints.save()
         raise
     finally:
         model.logger.close()
