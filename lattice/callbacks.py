@@ -1,7 +1,7 @@
 """SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints.
 
-Everything written here survives a SIGKILL: files that are rewritten (``evaluations.npz``, ``best_model.zip``)
-are written to a temporary name and renamed, and checkpoints are only ever added.
+Everything written here survives a SIGKILL: each file (``evaluations.npz``, the best model, every checkpoint
+file) is written under a temporary name and renamed into place, so no file is ever half-written.
 """
 
 from __future__ import annotations
