@@ -1,7 +1,8 @@
-"""Figures of a run folder: the learning curve and the energy over training, as PNG.
+"""Figures and tables of runs: one run's learning curve and energy; reports over seeds × noises × tasks.
 
 Evaluation points come from ``evaluations.npz`` (deterministic policy, separate env); training points from
-``progress.csv`` (SB3's running means over the last 100 training episodes, at exact step counts).
+``progress.csv`` (SB3's running means over the last 100 training episodes, at exact step counts). Intervals over
+seeds are 95% percentile bootstraps from ``scipy.stats.bootstrap``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import scipy.stats
+import yaml
 
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
 
@@ -85,3 +88,156 @@ def plot_run(run_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(run_dir / "energy.png")
     return written
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reports over many runs (seeds × noises × tasks): curves with 95% bootstrap bands and a table of final values.
+
+METRICS = {  # column → (evaluations.npz key, label)
+    "return": ("results", "episode return"),
+    "success": ("successes", "success rate"),
+    "effort": (EFFORT, ENERGY_LABELS[EFFORT]),
+    "act_sq": (ACT_SQ, ENERGY_LABELS[ACT_SQ]),
+    "action_sq": (ACTION_SQ, ENERGY_LABELS[ACTION_SQ]),
+}
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run folders (with ``config.yml`` and ``evaluations.npz``) at or below ``paths``, sorted."""
+    found = set()
+    for path in paths:
+        for config in [path / "config.yml", *path.rglob("config.yml")]:
+            if config.is_file() and (config.parent / "evaluations.npz").is_file():
+                found.add(config.parent)
+    return sorted(found)
+
+
+def run_evaluations(run_dir: Path) -> pd.DataFrame:
+    """One row per evaluation of a run: its settings, the step count and each metric's mean over episodes."""
+    config = yaml.safe_load((run_dir / "config.yml").read_text())
+    data = dict(np.load(run_dir / "evaluations.npz"))
+    frame = pd.DataFrame({"timesteps": data["timesteps"]})
+    for column, (key, _) in METRICS.items():
+        if key in data:
+            frame[column] = np.mean(np.asarray(data[key], dtype=np.float64), axis=1)
+    for key in ("env", "algo", "noise", "seed"):
+        frame[key] = config[key]
+    frame["run"] = str(run_dir)
+    return frame
+
+
+def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float, float]:
+    """The statistic over seeds and its 95% percentile-bootstrap interval (scipy.stats.bootstrap).
+
+    :param values: One value per seed.
+    :param statistic: ``mean`` or ``iqm`` (interquartile mean, rliable's recommendation for few seeds).
+    :return: (estimate, low, high); the interval is NaN with fewer than 2 seeds.
+    """
+    values = np.asarray(values, dtype=np.float64)
+
+    def stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
+        return scipy.stats.trim_mean(x, 0.25, axis=axis) if statistic == "iqm" else np.mean(x, axis=axis)
+
+    estimate = float(stat(values))
+    if len(values) < 2 or np.all(values == values[0]):
+        return estimate, (np.nan if len(values) < 2 else estimate), (np.nan if len(values) < 2 else estimate)
+    result = scipy.stats.bootstrap(
+        (values,), stat, confidence_level=0.95, n_resamples=2000, method="percentile", random_state=0
+    )
+    return estimate, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def final_table(evaluations: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
+    """Per env × algo × noise: each metric at every run's last evaluation, across seeds, with 95% intervals."""
+    last = evaluations.sort_values("timesteps").groupby("run").tail(1)
+    rows = []
+    for (env, algo, noise), group in last.groupby(["env", "algo", "noise"], sort=True):
+        row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "seeds": len(group)}
+        row["timesteps"] = int(group["timesteps"].min())
+        for column in METRICS:
+            if column in group and group[column].notna().all():
+                row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(group[column].to_numpy(), statistic)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
+    """The final-value table as markdown: ``estimate [low, high]`` per metric, the number of seeds."""
+    columns = [c for c in METRICS if c in table]
+    header = ["env", "algo", "noise", "seeds", "steps", *[f"{c} ({statistic}, 95% CI)" for c in columns]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [row["env"], row["algo"], row["noise"], str(row["seeds"]), f"{row['timesteps']:,}"]
+        for c in columns:
+            value = row.get(c)
+            if value is None or pd.isna(value):
+                cells.append("")
+            else:
+                digits = 2 if c == "return" else 4
+                ci = (
+                    ""
+                    if pd.isna(row[f"{c}_low"])
+                    else f" [{row[f'{c}_low']:.{digits}f}, {row[f'{c}_high']:.{digits}f}]"
+                )
+                cells.append(f"{value:.{digits}f}{ci}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(evaluations: pd.DataFrame, out: Path, statistic: str = "mean") -> list[Path]:
+    """Per env: one figure of the evaluation metrics vs env steps, a line per algo × noise with its 95% band
+    across seeds (at the steps every seed evaluated), and a bar chart of the final values with intervals."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    table = final_table(evaluations, statistic)
+    for env, per_env in evaluations.groupby("env"):
+        columns = [c for c in METRICS if c in per_env and per_env[c].notna().any()]
+        fig, axes = plt.subplots(2, len(columns), figsize=(4.6 * len(columns), 7.2), squeeze=False)
+        for (algo, noise), group in per_env.groupby(["algo", "noise"]):
+            label = f"{algo} / {noise}"
+            n_runs = group["run"].nunique()
+            counts = group.groupby("timesteps")["run"].nunique()
+            steps = counts.index[counts == n_runs].to_numpy()  # evaluated by every seed
+            for ax, column in zip(axes[0], columns, strict=True):
+                points = [interval(group.loc[group["timesteps"] == s, column].to_numpy(), statistic) for s in steps]
+                if not points:
+                    continue
+                estimate, low, high = (np.array(p) for p in zip(*points, strict=True))
+                (line,) = ax.plot(steps, estimate, marker="o", markersize=3, label=f"{label} ({n_runs} seeds)")
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+        for ax, column in zip(axes[0], columns, strict=True):
+            ax.set(xlabel="environment steps", ylabel=METRICS[column][1], title=f"{METRICS[column][1]} ({statistic})")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        rows = table[table["env"] == env].reset_index(drop=True)
+        for ax, column in zip(axes[1], columns, strict=True):
+            if column not in rows:
+                ax.axis("off")
+                continue
+            labels = [f"{a}\n{n}" for a, n in zip(rows["algo"], rows["noise"], strict=True)]
+            estimate = rows[column].to_numpy(dtype=np.float64)
+            err = np.abs(np.stack([estimate - rows[f"{column}_low"], rows[f"{column}_high"] - estimate]))
+            ax.bar(labels, estimate, yerr=np.nan_to_num(err.astype(np.float64)), capsize=4, color="tab:gray")
+            ax.set(ylabel=METRICS[column][1], title=f"final {METRICS[column][1]} (95% CI)")
+            ax.grid(alpha=0.3, axis="y")
+        fig.suptitle(f"{env}: evaluation across seeds")
+        fig.tight_layout()
+        path = out / f"{env}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(paths: list[Path], out: Path, statistic: str = "mean") -> list[Path]:
+    """Find the run folders under ``paths``; write per-env figures, ``final.md`` and ``final.csv`` into ``out``."""
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(f"No run folders (config.yml + evaluations.npz) under {', '.join(map(str, paths))}")
+    evaluations = pd.concat([run_evaluations(r) for r in runs], ignore_index=True)
+    written = plot_report(evaluations, out, statistic)
+    table = final_table(evaluations, statistic)
+    (out / "final.md").write_text(markdown_table(table, statistic))
+    table.to_csv(out / "final.csv", index=False)
+    evaluations.to_csv(out / "evaluations.csv", index=False)
+    return [*written, out / "final.md", out / "final.csv", out / "evaluations.csv"]
