@@ -377,14 +377,22 @@ def summarize(run_dir: Path, config: dict[str, Any], steps: int, elapsed: float,
 
 
 def start_run(
-    config: dict[str, Any], log_dir: Path, args: dict[str, Any] | None = None, **train_kwargs: Any
+    config: dict[str, Any],
+    log_dir: Path,
+    args: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+    **train_kwargs: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Check that the config builds, create a new run folder, record what runs, and train.
 
+    :param run_dir: Use this (new) folder instead of the next ``log_dir/<algo>/<env>_<N>`` (sweeps name trials).
     :return: The run folder and the summary.
     """
     check_buildable(config)
-    run_dir = new_run_dir(log_dir, config["algo"], config["env"])
+    if run_dir is None:
+        run_dir = new_run_dir(log_dir, config["algo"], config["env"])
+    else:
+        run_dir.mkdir(parents=True)  # never into an existing folder
     dump_config(config, run_dir / "config.yml")
     (run_dir / "args.yml").write_text(yaml.safe_dump(args or {}, sort_keys=False))
     (run_dir / "command.txt").write_text(_command_line() + "\n")

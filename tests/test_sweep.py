@@ -1,0 +1,157 @@
+"""Sweeps on real Dask clusters (embedded, and started from the command line on loopback) with real runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lattice.config import ConfigError, load_yaml
+from lattice.sweep import expand
+from tests.test_cli import ROOT
+
+SWEEP = str(ROOT / "experiments" / "sweep.py")
+TINY = load_yaml(ROOT / "configs" / "sweeps" / "tiny.yaml")
+ENV = {**os.environ, "MUJOCO_GL": "egl"}
+
+
+def sweep(tmp_path: Path, spec: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    command = [sys.executable, SWEEP, "--config", str(path), "--log-dir", str(tmp_path / "sweeps"), *args]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def test_expand_validates_every_trial_first():
+    trials = expand(TINY)
+    assert sorted(trials) == [
+        "ppo_isotropic_elbow_seed0",
+        "ppo_isotropic_elbow_seed1",
+        "ppo_lattice_elbow_seed0",
+        "ppo_lattice_elbow_seed1",
+    ]
+    config = trials["ppo_lattice_elbow_seed1"]
+    assert (config["seed"], config["timesteps"], config["hyperparams"]["n_steps"]) == (1, 128, 64)
+    with_axis = expand({**TINY, "grid": {**TINY["grid"], "policy_kwargs.alpha": [0.5, 1.0]}})
+    assert with_axis["ppo_lattice_elbow_seed0_policy_kwargs.alpha=0.5"]["hyperparams"]["policy_kwargs"]["alpha"] == 0.5
+    with pytest.raises(ConfigError, match="Unknown noise 'pink'"):
+        expand({**TINY, "grid": {**TINY["grid"], "noise": ["lattice", "pink"]}})
+    with pytest.raises(ConfigError, match="needs a non-empty list for 'seed'"):
+        expand({**TINY, "grid": {k: v for k, v in TINY["grid"].items() if k != "seed"}})
+
+
+def test_embedded_sweep_runs_and_a_second_call_skips_finished_trials(tmp_path):
+    result = sweep(tmp_path, TINY, "--max-concurrent", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = tmp_path / "sweeps" / "tiny" / "trials"
+    assert sorted(p.name for p in trials.iterdir()) == sorted(expand(TINY))
+    for run_dir in trials.iterdir():
+        assert load_yaml(run_dir / "summary.yml")["status"] == "finished"
+        assert (run_dir / "evaluations.npz").is_file() and (run_dir / "config.yml").is_file()
+    assert "[4 done, 0 to go, 0 failed]" in result.stdout
+    stamps = {p: p.stat().st_mtime_ns for p in trials.glob("*/final_model.zip")}
+
+    again = sweep(tmp_path, TINY, "--max-concurrent", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("skipped: ") == 4
+    assert {p: p.stat().st_mtime_ns for p in trials.glob("*/final_model.zip")} == stamps  # nothing re-run
+    results = load_yaml(tmp_path / "sweeps" / "tiny" / "results.yml")
+    assert {r["status"] for r in results.values()} == {"skipped"}
+
+
+def test_interrupted_sweep_resumes_unfinished_trials(tmp_path):
+    spec = {**TINY, "name": "long", "settings": {**TINY["settings"], "timesteps": 1024, "save_freq": 128}}
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    command = [
+        sys.executable,
+        SWEEP,
+        "--config",
+        str(path),
+        "--log-dir",
+        str(tmp_path / "sweeps"),
+        "--max-concurrent",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    trials = tmp_path / "sweeps" / "long" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(trials.glob("*/checkpoints/rl_model_256_steps.zip")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its Dask workers
+    proc.wait()
+    unfinished = [p for p in trials.iterdir() if not (p / "summary.yml").exists()]
+    assert unfinished, "every trial finished before the kill: raise the budget"
+
+    result = sweep(tmp_path, spec, "--max-concurrent", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run_dir in trials.iterdir():
+        assert load_yaml(run_dir / "summary.yml")["timesteps"] == 1024
+    resumed = [p for p in unfinished if (p / "checkpoints").is_dir()]
+    for run_dir in resumed:
+        assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # started, then resumed
+    assert resumed and "resuming" in result.stdout
+
+
+def test_a_failing_trial_is_retried_and_reported_and_does_not_stop_the_others(tmp_path):
+    grid = {"algo": ["ppo"], "noise": ["lattice"], "env": ["elbow"], "seed": [0], "gae_lambda": [0.9, "bad"]}
+    spec = {**TINY, "name": "failing", "grid": grid, "retries": 1}
+    result = sweep(tmp_path, spec, "--max-concurrent", "2")
+    assert result.returncode == 1, result.stderr[-3000:]
+    results = load_yaml(tmp_path / "sweeps" / "failing" / "results.yml")
+    assert results["ppo_lattice_elbow_seed0_gae_lambda=0.9"]["status"] == "finished"
+    failed = results["ppo_lattice_elbow_seed0_gae_lambda=bad"]
+    assert failed["status"] == "failed" and "TypeError" in failed["error"]
+    assert "FAILED after 2 tries: ppo_lattice_elbow_seed0_gae_lambda=bad" in result.stdout
+    command = tmp_path / "sweeps" / "failing" / "trials" / "ppo_lattice_elbow_seed0_gae_lambda=bad" / "command.txt"
+    assert len(command.read_text().splitlines()) == 2  # the retry continued the same run folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_on_a_cluster_started_from_the_command_line(tmp_path):
+    dask = str(Path(sys.executable).parent / "dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**ENV, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--name"]
+    workers = [
+        subprocess.Popen([*worker, name], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name in ("w1", "w2")
+    ]
+    try:
+        result = sweep(tmp_path, TINY, "--scheduler", address)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results = load_yaml(tmp_path / "sweeps" / "tiny" / "results.yml")
+        assert {r["status"] for r in results.values()} == {"finished"}
+        assert {r["worker"] for r in results.values()} == {"w1", "w2"}  # trials ran on both workers
+    finally:
+        for proc in [*workers, scheduler]:
+            proc.terminate()
+        for proc in [*workers, scheduler]:
+            proc.wait(timeout=30)
+
+
+def test_bad_sweep_file_exits_2(tmp_path):
+    result = sweep(tmp_path, {**TINY, "name": "bad", "grid": {**TINY["grid"], "algo": ["a2c"]}}, timeout=120)
+    assert result.returncode == 2 and "Unknown algo 'a2c'" in result.stderr
+    assert not (tmp_path / "sweeps").exists()
