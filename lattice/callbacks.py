@@ -21,11 +21,37 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from lattice.envs import ENERGY_KEYS
 
 
+def temporary(path: Path) -> Path:
+    """Where ``path`` is written before ``os.replace`` moves it into place (hidden, same folder and suffix)."""
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
 def atomic_savez(path: Path, **arrays: Any) -> None:
     """``np.savez`` to ``path`` through a temporary file, so a killed process never leaves a truncated file."""
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    np.savez(temporary(path), **arrays)
+    os.replace(temporary(path), path)
+
+
+class StepGrid:
+    """Due each time the step count passes a multiple of ``every`` (all envs together), also after a resume.
+
+    :param every: Environment steps between two due points.
+    """
+
+    def __init__(self, every: int):
+        self.every = every
+        self.next = every
+
+    def start(self, steps: int) -> None:
+        """Continue from ``steps`` (the first due point after it)."""
+        self.next = (steps // self.every + 1) * self.every
+
+    def due(self, steps: int) -> bool:
+        """Whether a due point was reached (then the next one is armed)."""
+        if steps < self.next:
+            return False
+        self.start(steps)
+        return True
 
 
 class EpisodeEnergyCallback(BaseCallback):
@@ -70,7 +96,7 @@ class EnergyEvalCallback(EvalCallback):
         self._episode_energy: dict[str, list[float]] = {}
         self._start_time = time.time()
         self._start_steps = 0
-        self._next_eval = eval_freq
+        self._grid = StepGrid(eval_freq)
 
     def restore(self, path: Path, up_to: int) -> None:
         """Continue the evaluations of ``path`` (a previous ``evaluations.npz``) up to step ``up_to``."""
@@ -89,7 +115,7 @@ class EnergyEvalCallback(EvalCallback):
 
     def _on_training_start(self) -> None:
         self._start_time, self._start_steps = time.time(), self.model.num_timesteps
-        self._next_eval = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        self._grid.start(self.model.num_timesteps)
 
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         super()._log_success_callback(locals_, globals_)
@@ -100,10 +126,7 @@ class EnergyEvalCallback(EvalCallback):
                     self._episode_energy.setdefault(key, []).append(float(info[key]))
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next_eval:
-            self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
-            return self.evaluate()
-        return True
+        return self.evaluate() if self._grid.due(self.num_timesteps) else True
 
     def evaluate(self) -> bool:
         """Evaluate now, log, save ``evaluations.npz`` and the best model; returns whether to continue."""
@@ -160,15 +183,17 @@ class EnergyEvalCallback(EvalCallback):
 
     def _save_best(self, mean_return: float) -> None:
         """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was)."""
-        self.model.save(self.run_dir / ".best_model.tmp.zip")
+        model, stats, record = (
+            self.run_dir / name for name in ("best_model.zip", "best_vecnormalize.pkl", "best_model.yml")
+        )
+        self.model.save(temporary(model))
         vec_normalize = self.model.get_vec_normalize_env()
         if vec_normalize is not None:
-            vec_normalize.save(str(self.run_dir / ".best_vecnormalize.tmp.pkl"))
-            os.replace(self.run_dir / ".best_vecnormalize.tmp.pkl", self.run_dir / "best_vecnormalize.pkl")
-        os.replace(self.run_dir / ".best_model.tmp.zip", self.run_dir / "best_model.zip")
-        record = yaml.safe_dump({"timesteps": int(self.num_timesteps), "return_mean": mean_return})
-        (self.run_dir / ".best_model.tmp.yml").write_text(record)
-        os.replace(self.run_dir / ".best_model.tmp.yml", self.run_dir / "best_model.yml")
+            vec_normalize.save(str(temporary(stats)))
+            os.replace(temporary(stats), stats)
+        os.replace(temporary(model), model)
+        temporary(record).write_text(yaml.safe_dump({"timesteps": int(self.num_timesteps), "return_mean": mean_return}))
+        os.replace(temporary(record), record)
 
 
 class RunCheckpointCallback(CheckpointCallback):
@@ -177,34 +202,38 @@ class RunCheckpointCallback(CheckpointCallback):
     Each file is written under a temporary name and renamed; the model's ``.zip`` is renamed last, so a checkpoint
     whose model file exists is complete. Only the newest replay buffer is kept: it is large (SAC's is hundreds
     of MB) and only the newest is needed to resume. File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
+
+    :param save_freq: Save each time the step count passes a multiple of ``save_freq`` (all envs together).
+    :param save_path: The checkpoints folder.
     """
 
     def __init__(self, save_freq: int, save_path: Path):
         super().__init__(save_freq, str(save_path), save_replay_buffer=True, save_vecnormalize=True)
+        self._grid = StepGrid(save_freq)
+
+    def _on_training_start(self) -> None:
+        self._grid.start(self.model.num_timesteps)
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq == 0:
+        if self._grid.due(self.num_timesteps):
             self.save()
         return True
 
     def save(self) -> None:
         """Save a checkpoint at the current step count."""
         Path(self.save_path).mkdir(parents=True, exist_ok=True)
-        written: list[tuple[Path, Path]] = []
-
-        def temporary(path: str) -> Path:
-            final = Path(path)
-            written.append((final.with_name(f".{final.stem}.tmp{final.suffix}"), final))
-            return written[-1][0]
-
+        written: list[Path] = []
         vec_normalize = self.model.get_vec_normalize_env()
         if vec_normalize is not None:
-            vec_normalize.save(str(temporary(self._checkpoint_path("vecnormalize_", extension="pkl"))))
+            written.append(Path(self._checkpoint_path("vecnormalize_", extension="pkl")))
+            vec_normalize.save(str(temporary(written[-1])))
         if isinstance(self.model, OffPolicyAlgorithm):
-            self.model.save_replay_buffer(temporary(self._checkpoint_path("replay_buffer_", extension="pkl")))
-        self.model.save(temporary(self._checkpoint_path(extension="zip")))
-        for tmp, final in written:  # the model last
-            os.replace(tmp, final)
+            written.append(Path(self._checkpoint_path("replay_buffer_", extension="pkl")))
+            self.model.save_replay_buffer(temporary(written[-1]))
+        written.append(Path(self._checkpoint_path(extension="zip")))
+        self.model.save(temporary(written[-1]))
+        for path in written:  # the model last
+            os.replace(temporary(path), path)
         for old in sorted(Path(self.save_path).glob("rl_model_replay_buffer_*_steps.pkl"), key=checkpoint_steps)[:-1]:
             old.unlink()
 

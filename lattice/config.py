@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import importlib
 import inspect
 import re
@@ -127,19 +128,23 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache
+def _task_files(config_dir: Path) -> dict[str, dict[str, Any]]:
+    """Task name → contents of the task files of ``config_dir`` (read once; shared blocks have no ``env``)."""
+    files = {p.stem: load_yaml(p) for p in sorted(config_dir.glob("*.yaml"))}
+    return {name: data for name, data in files.items() if "env" in data}
+
+
 def task_names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    """The task files of ``config_dir`` (every YAML file but the shared blocks, which have no ``env``)."""
-    return sorted(p.stem for p in config_dir.glob("*.yaml") if "env" in load_yaml(p))
+    """The task files of ``config_dir`` by name (``ant``, ``reorient``, ...)."""
+    return list(_task_files(config_dir))
 
 
 def find_task_file(env: str, config_dir: Path = CONFIG_DIR) -> Path | None:
     """The task file named ``env``, or whose ``env`` or ``variants`` list the gym id ``env``, or None."""
-    named = config_dir / f"{env}.yaml"
-    if env in task_names(config_dir):
-        return named
-    for name in task_names(config_dir):
-        data = load_yaml(config_dir / f"{name}.yaml")
-        if data.get("env") == env or env in (data.get("variants") or {}):
+    tasks = _task_files(config_dir)
+    for name, data in tasks.items():
+        if name == env or data["env"] == env or env in (data.get("variants") or {}):
             return config_dir / f"{name}.yaml"
     return None
 
@@ -313,15 +318,11 @@ def resolve_config(
         task_file = find_task_file(env, config_dir)
         if task_file is not None:
             file_layers = _layers(task_file)
-            variant = (file_layers[-1].get("variants") or {}).get(env) or {}
-            if env in (file_layers[-1].get("variants") or {}):
-                variant = {"env": env, **variant}
+            variants = file_layers[-1].get("variants") or {}
+            if env in variants:
+                variant = {"env": env, **(variants[env] or {})}
         else:
-            try:
-                check_env_id(env, task_names(config_dir))
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-            variant = {"env": env}
+            variant = {"env": env}  # a gym id without a task file (validate() checks that it exists)
 
     if (overrides or {}).get("noise_period") is not None and not NOISES[noise].state_dependent:
         raise ConfigError(

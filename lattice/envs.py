@@ -134,6 +134,7 @@ class EpisodeEnergy(gym.Wrapper):
             raise ValueError(f"Energy logging needs a continuous (Box) action space, got {env.action_space}")
         self._low, self._high = env.action_space.low, env.action_space.high
         self.has_muscles = _muscle_activations(env) is not None
+        self._unwrapped: Any = env.unwrapped  # looked up once: ``env.unwrapped`` walks the wrapper chain
         self._sums = np.zeros(3)
         self._steps = 0
 
@@ -151,8 +152,8 @@ class EpisodeEnergy(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         applied = np.clip(np.asarray(action, dtype=np.float64), self._low, self._high)
         self._sums[2] += np.mean(applied**2)
-        act = _muscle_activations(self.env)
-        if act is not None:
+        if self.has_muscles:
+            act = self._unwrapped.data.act  # MuJoCo's activation state after the step
             self._sums[0] += np.linalg.norm(act) / act.size  # ‖act‖₂ / n_muscles
             self._sums[1] += np.mean(act**2)
         self._steps += 1

@@ -184,12 +184,11 @@ def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_report(evaluations: pd.DataFrame, out: Path, statistic: str = "mean") -> list[Path]:
+def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, statistic: str = "mean") -> list[Path]:
     """Per env: one figure of the evaluation metrics vs env steps, a line per algo × noise with its 95% band
     across seeds (at the steps every seed evaluated), and a bar chart of the final values with intervals."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    table = final_table(evaluations, statistic)
     for env, per_env in evaluations.groupby("env"):
         columns = [c for c in METRICS if c in per_env and per_env[c].notna().any()]
         fig, axes = plt.subplots(2, len(columns), figsize=(4.6 * len(columns), 7.2), squeeze=False)
@@ -235,8 +234,8 @@ def write_report(paths: list[Path], out: Path, statistic: str = "mean") -> list[
     if not runs:
         raise FileNotFoundError(f"No run folders (config.yml + evaluations.npz) under {', '.join(map(str, paths))}")
     evaluations = pd.concat([run_evaluations(r) for r in runs], ignore_index=True)
-    written = plot_report(evaluations, out, statistic)
     table = final_table(evaluations, statistic)
+    written = plot_report(evaluations, table, out, statistic)
     (out / "final.md").write_text(markdown_table(table, statistic))
     table.to_csv(out / "final.csv", index=False)
     evaluations.to_csv(out / "evaluations.csv", index=False)

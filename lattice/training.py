@@ -5,7 +5,7 @@ The run folder (``<log_dir>/<algo>/<env>_<N>/``, a new N per run, never overwrit
     config.yml  args.yml  command.txt  versions.yml      what ran, how, with which packages
     <i>.monitor.csv                                      training episodes of worker i (return, length, energy)
     progress.csv  tensorboard/                           training metrics
-    evaluations.npz  best_model.zip  best_vecnormalize.pkl
+    evaluations.npz  best_model.zip  best_vecnormalize.pkl  best_model.yml
     checkpoints/rl_model_<steps>_steps.zip (+ _vecnormalize_, _replay_buffer_ .pkl)
     final_model.zip  vecnormalize.pkl                    at the end
     learning_curve.png  energy.png  summary.yml          at the end
@@ -110,9 +110,15 @@ def env_info_keywords(config: dict[str, Any]) -> tuple[str, ...]:
 
 
 def make_vec_envs(
-    config: dict[str, Any], seed: int, n_envs: int, monitor_dir: Path | None, append: bool = False
+    config: dict[str, Any],
+    seed: int,
+    n_envs: int,
+    monitor_dir: Path | None,
+    info_keywords: tuple[str, ...],
+    append: bool = False,
 ) -> VecEnv:
-    """``n_envs`` envs of the task (one process each when > 1), worker i seeded ``seed + i``, with Monitor."""
+    """``n_envs`` envs of the task (one process each when > 1), worker i seeded ``seed + i``, with Monitor
+    recording ``info_keywords`` (see ``env_info_keywords``) per episode."""
     thunk = functools.partial(
         make_env, config["env"], config["env_kwargs"], config["max_episode_steps"], config["reward_weights"]
     )
@@ -121,7 +127,7 @@ def make_vec_envs(
         n_envs=n_envs,
         seed=seed,
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
-        monitor_kwargs=dict(info_keywords=env_info_keywords(config), override_existing=not append),
+        monitor_kwargs=dict(info_keywords=info_keywords, override_existing=not append),
         vec_env_cls=SubprocVecEnv if n_envs > 1 else DummyVecEnv,
     )
 
@@ -137,9 +143,10 @@ def normalized(venv: VecEnv, config: dict[str, Any], training: bool) -> VecEnv:
     return VecNormalize(venv, **kwargs)
 
 
-def eval_env(config: dict[str, Any]) -> VecEnv:
+def eval_env(config: dict[str, Any], info_keywords: tuple[str, ...]) -> VecEnv:
     """The evaluation env: one env seeded ``seed + n_envs`` (no training worker has that seed)."""
-    return normalized(make_vec_envs(config, config["seed"] + config["n_envs"], 1, None), config, training=False)
+    venv = make_vec_envs(config, config["seed"] + config["n_envs"], 1, None, info_keywords)
+    return normalized(venv, config, training=False)
 
 
 def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
@@ -151,9 +158,10 @@ def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 def check_buildable(config: dict[str, Any]) -> None:
     """Build the model on one throwaway env so that a bad value fails here, before any folder exists."""
     try:
-        env = DummyVecEnv([lambda: make_env(config["env"], config["env_kwargs"], config["max_episode_steps"])])
-        env_info_keywords(config)
-        build_model({**config, "device": "cpu"}, normalized(env, config, training=True)).env.close()  # type: ignore[union-attr]
+        probe = make_env(config["env"], config["env_kwargs"], config["max_episode_steps"], config["reward_weights"])
+        probe.reset(seed=0)  # checks the reward weights against the env's terms
+        env = normalized(DummyVecEnv([lambda: probe]), config, training=True)
+        build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
     except (ValueError, TypeError, AssertionError, KeyError, RuntimeError) as e:
         raise ConfigError(
             f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}"
@@ -265,10 +273,11 @@ def train(
     th.set_num_threads(1)  # small MLPs: one thread is fastest, and parallel runs do not fight over cores
     start_steps = 0 if resume_from is None else resume_from[0]
     wandb_run = start_wandb(run_dir, config, wandb_project, wandb_entity) if wandb_project else None
+    info_keywords = env_info_keywords(config)
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
-    venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run_dir, append=resuming)
+    venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run_dir, info_keywords, resuming)
     evaluation = EnergyEvalCallback(
-        eval_env(config),
+        eval_env(config, info_keywords),
         run_dir,
         eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
@@ -287,7 +296,7 @@ def train(
     if resuming:
         _set_aside_discarded(run_dir, start_steps, evaluation)
     model.set_logger(_logger(run_dir))
-    checkpoints = RunCheckpointCallback(max(config["save_freq"] // config["n_envs"], 1), run_dir / "checkpoints")
+    checkpoints = RunCheckpointCallback(config["save_freq"], run_dir / "checkpoints")
     callbacks = CallbackList([EpisodeEnergyCallback(), evaluation, checkpoints])
 
     start = time.time()
@@ -298,20 +307,17 @@ def train(
             progress_bar=progress_bar,
             reset_num_timesteps=resume_from is None,
         )
-    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, as a checkpoint to resume from
-        if model.num_timesteps > start_steps:
-            checkpoints.init_callback(model)
-            checkpoints.num_timesteps = model.num_timesteps
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and model.num_timesteps > start_steps:
+            checkpoints.num_timesteps = model.num_timesteps  # Ctrl-C: keep what was trained, to resume from
             checkpoints.save()
-        raise
-    finally:
         model.logger.close()
+        raise
     elapsed = time.time() - start
 
     if not evaluation.evaluations_timesteps or evaluation.evaluations_timesteps[-1] != model.num_timesteps:
-        model.set_logger(_logger(run_dir))
         evaluation.evaluate()  # the final policy, so that the summary describes it
-        model.logger.close()
+    model.logger.close()
     model.save(run_dir / "final_model.zip")
     if model.get_vec_normalize_env() is not None:
         model.get_vec_normalize_env().save(str(run_dir / "vecnormalize.pkl"))  # type: ignore[union-attr]
@@ -321,25 +327,27 @@ def train(
     from lattice.report import plot_run
 
     plot_run(run_dir)
-    summary = summarize(run_dir, config, model.num_timesteps, elapsed, model.num_timesteps - start_steps)
+    video_path = None
     if video:
         from lattice.video import render_run
 
-        path = render_run(run_dir, "best", episodes=1)
-        summary["video"] = str(path.relative_to(run_dir))
-        (run_dir / "summary.yml").write_text(yaml.safe_dump(summary, sort_keys=False))
+        video_path = render_run(run_dir, "best", episodes=1)
         if wandb_run is not None:
             import wandb
 
-            wandb_run.log({"videos/rollout": wandb.Video(str(path), format="mp4")})
+            wandb_run.log({"videos/rollout": wandb.Video(str(video_path), format="mp4")})
+    summary = summarize(run_dir, config, model.num_timesteps, elapsed, model.num_timesteps - start_steps, video_path)
     if wandb_run is not None:
         wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         wandb_run.finish()
     return summary
 
 
-def summarize(run_dir: Path, config: dict[str, Any], steps: int, elapsed: float, new_steps: int) -> dict[str, Any]:
-    """Write ``summary.yml``: the final and the best evaluation (return, success, energy), speed."""
+def summarize(
+    run_dir: Path, config: dict[str, Any], steps: int, elapsed: float, new_steps: int, video: Path | None = None
+) -> dict[str, Any]:
+    """Write ``summary.yml``: the final evaluation and the best one (that of ``best_model.zip``: return, success,
+    energy), speed, and the video's path if one was rendered."""
     data = dict(np.load(run_dir / "evaluations.npz"))
 
     def evaluation(i: int) -> dict[str, Any]:
@@ -356,22 +364,21 @@ def summarize(run_dir: Path, config: dict[str, Any], steps: int, elapsed: float,
                 entry[key.removeprefix("ep_")] = float(np.mean(data[key][i]))
         return entry
 
-    means = np.mean(data["results"], axis=1)
-    best = int(np.argmax(means))
-    if (run_dir / "best_model.yml").exists():  # the evaluation that best_model.zip comes from
-        best = int(np.flatnonzero(data["timesteps"] == load_yaml(run_dir / "best_model.yml")["timesteps"])[0])
-    summary = {
+    best = int(np.flatnonzero(data["timesteps"] == load_yaml(run_dir / "best_model.yml")["timesteps"])[0])
+    summary: dict[str, Any] = {
         "status": "finished",
         "algo": config["algo"],
         "noise": config["noise"],
         "env": config["env"],
         "seed": config["seed"],
         "timesteps": int(steps),
-        "final_eval": evaluation(len(means) - 1),
+        "final_eval": evaluation(len(data["timesteps"]) - 1),
         "best_eval": evaluation(best),
         "train_seconds": round(elapsed, 1),
         "steps_per_second": round(new_steps / max(elapsed, 1e-9), 1),
     }
+    if video is not None:
+        summary["video"] = str(video.relative_to(run_dir))
     (run_dir / "summary.yml").write_text(yaml.safe_dump(summary, sort_keys=False))
     return summary
 
