@@ -22,7 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="sweep file (configs/sweeps/*.yaml)")
     p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="sweeps go to LOG_DIR/<name>/")
-    p.add_argument("--max-concurrent", type=int, help="trials at once on the embedded cluster (default: CPU cores)")
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="trials at once on the embedded cluster (default: as many as the cores fit, given resources.cpus)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        help="seconds between lines on the running trials and their latest evaluation (default: 60)",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
     where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
@@ -33,8 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_concurrent is not None and args.max_concurrent <= 0:
         print(f"error: --max-concurrent must be positive, got {args.max_concurrent}", file=sys.stderr)
         return 2
+    if args.progress_every <= 0:
+        print(f"error: --progress-every must be positive (seconds), got {args.progress_every}", file=sys.stderr)
+        return 2
     try:
-        results = run_sweep(args.config, args.log_dir, args.max_concurrent, args.scheduler, args.slurm)
+        results = run_sweep(
+            args.config, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.progress_every
+        )
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,14 @@ A sweep file (``configs/sweeps/*.yaml``)::
       policy_kwargs.alpha: [0.5, 1.0]   # any setting may be a grid axis (as in --hyperparams)
     settings: {timesteps: 100000, n_envs: 4}   # for every trial: config keys or algorithm keywords (dotted)
     retries: 1                          # Dask retries of a failed trial
+    resources: {cpus: 4, gpus: 1}       # what one trial occupies (default: 1 CPU, no GPU)
     slurm: {queue: gpu, account: lab, walltime: "24:00:00", cores: 8, memory: 32GB, jobs: 4}   # for --slurm
+
+Resources: every Dask worker runs one trial at a time (one thread per worker process: SB3 seeds global RNGs, so
+trials must not share a process). A trial asks for ``resources`` (Dask's abstract resources ``cpus`` and ``gpus``),
+so a worker runs it only if it declares at least as much (``dask worker ... --resources "cpus=4,gpus=1"``). The
+embedded cluster starts ``cores // cpus`` workers (and no more than the GPUs allow), each with its own GPUs
+(``CUDA_VISIBLE_DEVICES``); ``--slurm`` starts ``cores // cpus`` worker processes per job, each declaring that.
 
 Each trial is exactly a run of ``experiments/run.py`` (``lattice.training``), in ``<sweep>/trials/<trial>/``.
 Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints.
@@ -19,17 +26,21 @@ Running the same sweep again skips finished trials and resumes unfinished ones f
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from lattice.config import ConfigError, load_yaml, resolve_config
 
 GRID_NAMES = ("algo", "noise", "env", "seed")
+SWEEP_KEYS = ("name", "grid", "settings", "retries", "resources", "slurm")
 
 
 def _as_text(value: Any) -> str:
@@ -39,9 +50,10 @@ def _as_text(value: Any) -> str:
 
 def expand(sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Trial name → resolved config, for every combination of the grid (all validated before anything runs)."""
-    unknown = set(sweep) - {"name", "grid", "settings", "retries", "resources", "slurm"}
+    unknown = set(sweep) - set(SWEEP_KEYS)
     if unknown:
-        raise ConfigError(f"Unknown sweep key(s) {sorted(unknown)}; valid: name, grid, settings, retries, slurm")
+        raise ConfigError(f"Unknown sweep key(s) {sorted(unknown)}; valid: {', '.join(SWEEP_KEYS)}")
+    trial_resources(sweep)
     grid = dict(sweep.get("grid") or {})
     for name in GRID_NAMES:
         values = grid.get(name)
@@ -66,9 +78,27 @@ def expand(sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return trials
 
 
-def run_trial(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
+def trial_resources(sweep: dict[str, Any]) -> dict[str, int]:
+    """What one trial occupies, from the sweep's ``resources:``: ``{"cpus": c}`` (default 1), and ``"gpus": g`` when
+    it asks for GPUs (Dask runs a task only on workers that declare every resource it names, zero or not)."""
+    given = dict(sweep.get("resources") or {})
+    unknown = set(given) - {"cpus", "gpus"}
+    if unknown:
+        raise ConfigError(f"Unknown resource(s) {sorted(unknown)} in the sweep's resources:; valid: cpus, gpus")
+    resources = {"cpus": given.get("cpus", 1), "gpus": given.get("gpus", 0)}
+    for key, value in resources.items():
+        minimum = 1 if key == "cpus" else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"resources.{key} must be an integer >= {minimum}, got {value!r}")
+    return {key: value for key, value in resources.items() if value}
+
+
+def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, Any]:
     """Run one trial to its end (in a Dask worker): skip it if finished, resume it if started, else start it.
 
+    :param config: The trial's resolved config.
+    :param run_dir: Its run folder.
+    :param log_file: Where its printed lines go (appended), e.g. ``<sweep>/output/<trial>.log``.
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -84,37 +114,99 @@ def run_trial(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     summary_path = path / "summary.yml"
     if summary_path.is_file() and load_yaml(summary_path).get("status") == "finished":
         return {**load_yaml(summary_path), "status": "skipped", "worker": worker}
-    if (path / "config.yml").is_file():
-        summary = resume_run(path, progress_bar=False)
-    else:
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()  # created by a run killed before it wrote anything
-        _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False)
+    resume = (path / "config.yml").is_file()
+    if not resume and path.is_dir() and not any(path.iterdir()):
+        path.rmdir()  # created by a run killed before it wrote anything
+    print(f"{'resuming' if resume else 'starting'}: {path.name} on worker {worker}", flush=True)
+    # The trial's own lines (one per evaluation) go to its log file, not into the sweep's output.
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log, contextlib.redirect_stdout(log):
+        if resume:
+            summary = resume_run(path, progress_bar=False)
+        else:
+            _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False)
     (path / "worker.txt").write_text(worker + "\n")
     return {**summary, "worker": worker}
 
 
-def _client(n_workers: int, scheduler: str | None, slurm: dict[str, Any] | None) -> Any:
-    """A Dask client: an embedded LocalCluster on 127.0.0.1, an existing scheduler, or SLURM via dask-jobqueue."""
-    import dask
+def _resource_text(resources: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in resources.items())
+
+
+def _use_gpus(first: int, count: int) -> None:
+    """In a worker process, before CUDA starts: see only GPUs ``first .. first + count - 1``."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(count))
+
+
+def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: int) -> Any:
+    """An embedded LocalCluster on 127.0.0.1: as many one-thread workers as the machine's cores (and GPUs) fit."""
     from distributed import Client, LocalCluster
 
-    # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
-    dask.config.set({"distributed.worker.daemon": False})
-    if scheduler is not None:
-        return Client(scheduler)
-    if slurm is not None:
-        from dask_jobqueue import SLURMCluster
+    fit = max(1, (os.cpu_count() or 1) // resources["cpus"])
+    gpus = resources.get("gpus", 0)
+    if gpus:
+        import torch as th
 
-        options = dict(slurm)
-        jobs = int(options.pop("jobs", n_workers))
-        slurm_cluster = SLURMCluster(processes=1, **options)
-        slurm_cluster.scale(jobs=jobs)
-        return Client(slurm_cluster)
+        available = th.cuda.device_count()
+        if available < gpus:
+            raise ConfigError(
+                f"resources.gpus={gpus} per trial, but this machine has {available} CUDA GPU(s); "
+                "set resources.gpus to 0 or run on a machine with GPUs"
+            )
+        fit = min(fit, available // gpus)
+    n_workers = max(1, min(n_workers or fit, n_trials))
     cluster = LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        resources=resources,
     )
-    return Client(cluster)
+    client = Client(cluster)
+    for i, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else []):
+        client.run(_use_gpus, i * gpus, gpus, workers=[address])
+    return client
+
+
+def slurm_cluster(options: dict[str, Any], resources: dict[str, int]) -> Any:
+    """Dask workers as SLURM jobs (dask-jobqueue): a job of ``cores`` runs ``cores // cpus`` trials at once, each in
+    its own worker process; a job for GPU trials runs one trial, with ``--gres=gpu:<gpus>``."""
+    from dask_jobqueue import SLURMCluster
+
+    options = {k: v for k, v in options.items() if k != "jobs"}  # jobs: how many, for scale()
+    gpus = resources.get("gpus", 0)
+    per_job = 1 if gpus else max(1, int(options.get("cores", resources["cpus"])) // resources["cpus"])
+    if gpus:
+        options["job_extra_directives"] = [*options.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
+    options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", _resource_text(resources)]
+    # Trials with n_envs > 1 start env processes: the worker processes must not be daemonic.
+    prologue = "export DASK_DISTRIBUTED__WORKER__DAEMON=False"
+    options["job_script_prologue"] = [*options.get("job_script_prologue", []), prologue]
+    return SLURMCluster(processes=per_job, **options)
+
+
+def _check_workers(client: Any, resources: dict[str, int]) -> None:
+    """On an existing cluster: fail early if its workers cannot run a trial (they never would)."""
+    workers = client.scheduler_info()["workers"].values()
+    if workers and not any(
+        all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items() if v) for w in workers
+    ):
+        raise ConfigError(
+            f"No worker of {client.scheduler.address} declares the resources a trial needs "
+            f"({_resource_text(resources)}); start workers with: "
+            f'dask worker ADDRESS --nthreads 1 --resources "{_resource_text(resources)}"'
+        )
+
+
+def latest_evaluation(run_dir: Path) -> str:
+    """A running trial's latest evaluation, for progress lines: ``step 4,096: return 12.34`` or ``starting``."""
+    try:
+        data = np.load(run_dir / "evaluations.npz")  # written atomically: never half a file
+        step, returns = int(data["timesteps"][-1]), np.asarray(data["results"][-1])
+    except (FileNotFoundError, OSError, KeyError, IndexError, ValueError):
+        return "starting"
+    return f"step {step:,}: return {returns.mean():.2f}"
 
 
 def run_sweep(
@@ -123,54 +215,104 @@ def run_sweep(
     max_concurrent: int | None = None,
     scheduler: str | None = None,
     slurm: bool = False,
+    progress_every: float = 60.0,
 ) -> dict[str, dict[str, Any]]:
     """Run (or continue) a sweep; print progress; write ``sweep.yml`` and ``results.yml`` into its folder.
 
     :param path: The sweep file.
     :param log_dir: The sweep folder is ``log_dir/<name>``.
-    :param max_concurrent: Trials at once on the embedded cluster (default: CPU cores).
+    :param max_concurrent: Trials at once on the embedded cluster (default: as many as the cores fit).
     :param scheduler: Address of an existing Dask scheduler (``tcp://host:port``) instead.
     :param slurm: Start Dask workers as SLURM jobs (the sweep's ``slurm:`` block) instead.
+    :param progress_every: Seconds between lines on the running trials (a line per finished trial comes anyway).
     :return: Trial name → its result (summary, worker) or ``{"status": "failed", "error": ...}``.
     """
-    from distributed import as_completed
+    import dask
+    from distributed import Client, as_completed
 
     sweep = load_yaml(path)
     trials = expand(sweep)
+    resources = trial_resources(sweep)
     name = str(sweep.get("name") or path.stem)
     if slurm and not sweep.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
+    # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
+    dask.config.set({"distributed.worker.daemon": False})
+    client: Any
+    if scheduler is not None:
+        client = Client(scheduler)
+        # Workers declare no resources unless started with --resources: ask for them only when the sweep does.
+        submit_resources = resources if "resources" in sweep else None
+        if submit_resources:
+            try:
+                _check_workers(client, submit_resources)
+            except ConfigError:
+                client.close()
+                raise
+    elif slurm:
+        cluster = slurm_cluster(sweep["slurm"], resources)
+        cluster.scale(jobs=int(sweep["slurm"].get("jobs", 1)))
+        client = Client(cluster)
+        submit_resources = resources
+    else:
+        client = _local_cluster(max_concurrent, resources, len(trials))
+        submit_resources = resources
     sweep_dir = log_dir / name
-    (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
-    (sweep_dir / "sweep.yml").write_text(yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False))
-    n_workers = max(1, min(max_concurrent or os.cpu_count() or 1, len(trials)))
-    client = _client(n_workers, scheduler, sweep.get("slurm") if slurm else None)
-    retries = int(sweep.get("retries", 1))
-    print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {client.scheduler.address}", flush=True)
-    futures = {
-        client.submit(
-            run_trial, config, str(sweep_dir / "trials" / trial), key=trial, retries=retries, pure=False
-        ): trial
-        for trial, config in trials.items()
-    }
     results: dict[str, dict[str, Any]] = {}
     try:
-        for future in as_completed(futures):
-            trial = futures[future]
-            if future.status == "finished":
-                results[trial] = future.result()
-                final = results[trial]["final_eval"]
-                line = f"{results[trial]['status']}: {trial} | return {final['return_mean']:.2f}"
-                line += f" | worker {results[trial]['worker']}"
-            else:
-                results[trial] = {"status": "failed", "error": repr(future.exception())}
-                line = f"FAILED after {retries + 1} tries: {trial} | {results[trial]['error'][:200]}"
-            failed = sum(r["status"] == "failed" for r in results.values())
-            print(
-                f"[{len(results) - failed} done, {len(trials) - len(results)} to go, {failed} failed] {line}",
-                flush=True,
-            )
+        (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
+        (sweep_dir / "sweep.yml").write_text(yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False))
+        retries = int(sweep.get("retries", 1))
+        workers = len(client.scheduler_info()["workers"])
+        print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {client.scheduler.address} ({workers} workers)")
+        futures = {
+            client.submit(
+                run_trial,
+                config,
+                str(sweep_dir / "trials" / trial),
+                str(sweep_dir / "output" / f"{trial}.log"),
+                key=trial,
+                retries=retries,
+                pure=False,
+                resources=submit_resources,
+            ): trial
+            for trial, config in trials.items()
+        }
+        pending = as_completed(futures)
+        last_status = time.monotonic()
+        while not pending.is_empty():
+            for future in pending.next_batch(block=False):
+                trial = futures[future]
+                if future.status == "finished":
+                    results[trial] = future.result()
+                    final = results[trial]["final_eval"]
+                    line = f"{results[trial]['status']}: {trial} | return {final['return_mean']:.2f}"
+                    line += f" | worker {results[trial]['worker']}"
+                else:
+                    results[trial] = {"status": "failed", "error": repr(future.exception())}
+                    line = f"FAILED after {retries + 1} tries: {trial} | {results[trial]['error'][:200]}"
+                print(f"{_counts(client, trials, results)} {line}", flush=True)
+            if time.monotonic() - last_status >= progress_every:
+                running = _running(client, trials, results)
+                latest = "; ".join(f"{t} ({latest_evaluation(sweep_dir / 'trials' / t)})" for t in running)
+                print(f"{_counts(client, trials, results)} running: {latest or 'none'}", flush=True)
+                last_status = time.monotonic()
+            time.sleep(0.2)
     finally:
-        (sweep_dir / "results.yml").write_text(yaml.safe_dump(results, sort_keys=True))
+        if sweep_dir.is_dir():
+            (sweep_dir / "results.yml").write_text(yaml.safe_dump(results, sort_keys=True))
         client.close()
     return results
+
+
+def _running(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """Trials a worker is running now (Dask's task keys are the trial names)."""
+    busy = {str(key) for keys in client.processing().values() for key in keys}
+    return sorted(t for t in trials if t in busy and t not in results)
+
+
+def _counts(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> str:
+    failed = sum(r["status"] == "failed" for r in results.values())
+    running = len(_running(client, trials, results))
+    queued = len(trials) - len(results) - running
+    return f"[{len(results) - failed} done, {running} running, {queued} queued, {failed} failed]"

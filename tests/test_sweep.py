@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch as th
 import yaml
 
 from lattice.config import ConfigError, load_yaml
-from lattice.sweep import expand
+from lattice.sweep import expand, slurm_cluster, trial_resources
 from tests.test_cli import ROOT
 
 SWEEP = str(ROOT / "experiments" / "sweep.py")
@@ -45,6 +48,12 @@ def test_expand_validates_every_trial_first():
         expand({**TINY, "grid": {**TINY["grid"], "noise": ["lattice", "pink"]}})
     with pytest.raises(ConfigError, match="needs a non-empty list for 'seed'"):
         expand({**TINY, "grid": {k: v for k, v in TINY["grid"].items() if k != "seed"}})
+    assert trial_resources(TINY) == trial_resources({**TINY, "resources": {"gpus": 0}}) == {"cpus": 1}
+    assert trial_resources({**TINY, "resources": {"cpus": 4, "gpus": 1}}) == {"cpus": 4, "gpus": 1}
+    with pytest.raises(ConfigError, match=r"resources.cpus must be an integer >= 1, got 0"):
+        expand({**TINY, "resources": {"cpus": 0}})
+    with pytest.raises(ConfigError, match=r"Unknown resource\(s\) \['memory'\].*valid: cpus, gpus"):
+        expand({**TINY, "resources": {"memory": 4}})
 
 
 def test_embedded_sweep_runs_and_a_second_call_skips_finished_trials(tmp_path):
@@ -55,7 +64,13 @@ def test_embedded_sweep_runs_and_a_second_call_skips_finished_trials(tmp_path):
     for run_dir in trials.iterdir():
         assert load_yaml(run_dir / "summary.yml")["status"] == "finished"
         assert (run_dir / "evaluations.npz").is_file() and (run_dir / "config.yml").is_file()
-    assert "[4 done, 0 to go, 0 failed]" in result.stdout
+    assert "[4 done, 0 running, 0 queued, 0 failed]" in result.stdout
+    assert "(2 workers)" in result.stdout
+    # Each trial's own lines (one per evaluation) are in its log file, not in the sweep's output.
+    assert "eval " not in result.stdout
+    for trial in expand(TINY):
+        log = (tmp_path / "sweeps" / "tiny" / "output" / f"{trial}.log").read_text()
+        assert log.count("eval ") == len(np.load(trials / trial / "evaluations.npz")["timesteps"]) == 2
     stamps = {p: p.stat().st_mtime_ns for p in trials.glob("*/final_model.zip")}
 
     again = sweep(tmp_path, TINY, "--max-concurrent", "2")
@@ -92,14 +107,39 @@ def test_interrupted_sweep_resumes_unfinished_trials(tmp_path):
     unfinished = [p for p in trials.iterdir() if not (p / "summary.yml").exists()]
     assert unfinished, "every trial finished before the kill: raise the budget"
 
-    result = sweep(tmp_path, spec, "--max-concurrent", "2")
+    result = sweep(tmp_path, spec, "--max-concurrent", "2", "--progress-every", "0.5")
     assert result.returncode == 0, result.stderr[-3000:]
     for run_dir in trials.iterdir():
         assert load_yaml(run_dir / "summary.yml")["timesteps"] == 1024
     resumed = [p for p in unfinished if (p / "checkpoints").is_dir()]
     for run_dir in resumed:
         assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # started, then resumed
-    assert resumed and "resuming" in result.stdout
+        assert f"resuming: {run_dir.name} on worker" in result.stdout
+    assert resumed
+    # Progress lines name the running trials with their latest evaluation (resumed trials have one at once).
+    running = re.findall(r"\[\d+ done, [12] running, \d+ queued, 0 failed\] running: (.*)", result.stdout)
+    latest = [m for line in running for m in re.findall(r"(\w+) \(step ([\d,]+): return (-?[\d.]+)\)", line)]
+    assert latest, result.stdout[-3000:]
+    for trial, step, _ in latest:
+        assert int(step.replace(",", "")) % 64 == 0 and trial in {p.name for p in trials.iterdir()}
+
+
+def test_trials_take_their_resources_on_the_embedded_cluster(tmp_path):
+    cores = os.cpu_count() or 1
+    spec = {**TINY, "name": "big", "grid": {**TINY["grid"], "seed": [0]}, "resources": {"cpus": cores}}
+    result = sweep(tmp_path, spec)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(1 workers)" in result.stdout  # a trial takes every core: one at a time
+    results = load_yaml(tmp_path / "sweeps" / "big" / "results.yml")
+    assert len(results) == 2 and len({r["worker"] for r in results.values()}) == 1
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_a_gpu_trial_on_a_machine_without_one_exits_2(tmp_path):
+    result = sweep(tmp_path, {**TINY, "name": "gpu", "resources": {"gpus": 1}}, timeout=120)
+    assert result.returncode == 2
+    assert "resources.gpus=1 per trial, but this machine has 0 CUDA GPU(s)" in result.stderr
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_a_failing_trial_is_retried_and_reported_and_does_not_stop_the_others(tmp_path):
@@ -134,9 +174,11 @@ def test_sweep_on_a_cluster_started_from_the_command_line(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     worker = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--name"]
-    workers = [
-        subprocess.Popen([*worker, name], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in ("w1", "w2")
+    workers = [  # w1 declares a CPU for trials that ask for resources; w2 declares none
+        subprocess.Popen(
+            [*worker, name, *extra], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for name, extra in (("w1", ["--resources", "cpus=1"]), ("w2", []))
     ]
     try:
         result = sweep(tmp_path, TINY, "--scheduler", address)
@@ -144,6 +186,17 @@ def test_sweep_on_a_cluster_started_from_the_command_line(tmp_path):
         results = load_yaml(tmp_path / "sweeps" / "tiny" / "results.yml")
         assert {r["status"] for r in results.values()} == {"finished"}
         assert {r["worker"] for r in results.values()} == {"w1", "w2"}  # trials ran on both workers
+
+        needs_cpu = {**TINY, "name": "needs_cpu", "resources": {"cpus": 1}}
+        result = sweep(tmp_path, needs_cpu, "--scheduler", address)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results = load_yaml(tmp_path / "sweeps" / "needs_cpu" / "results.yml")
+        assert {r["worker"] for r in results.values()} == {"w1"}  # only w1 has what the trials ask for
+
+        result = sweep(tmp_path, {**TINY, "name": "needs_two", "resources": {"cpus": 2}}, "--scheduler", address)
+        assert result.returncode == 2
+        assert 'dask worker ADDRESS --nthreads 1 --resources "cpus=2"' in result.stderr
+        assert not (tmp_path / "sweeps" / "needs_two").exists()
     finally:
         for proc in [*workers, scheduler]:
             proc.terminate()
@@ -155,3 +208,24 @@ def test_bad_sweep_file_exits_2(tmp_path):
     result = sweep(tmp_path, {**TINY, "name": "bad", "grid": {**TINY["grid"], "algo": ["a2c"]}}, timeout=120)
     assert result.returncode == 2 and "Unknown algo 'a2c'" in result.stderr
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_slurm_job_scripts_ask_for_the_trials_resources():
+    """dask-jobqueue's job script (no SLURM here to submit it to): per-trial resources, GPUs, non-daemonic workers."""
+    options = {"queue": "cpu", "account": "lab", "walltime": "1:00:00", "cores": 16, "memory": "32GB", "jobs": 3}
+    local = {"scheduler_options": {"host": "127.0.0.1"}}
+    cluster = slurm_cluster({**options, **local}, {"cpus": 4})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH -p cpu" in script and "#SBATCH -A lab" in script and "#SBATCH --cpus-per-task=16" in script
+    assert "--nworkers 4" in script and "--nthreads 4" in script and "--resources cpus=4" in script
+    assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in script and "--gres" not in script
+
+    cluster = slurm_cluster({**options, **local, "queue": "gpu"}, {"cpus": 4, "gpus": 1})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --gres=gpu:1" in script and "--resources cpus=4,gpus=1" in script and "--nworkers" not in script
