@@ -4,10 +4,14 @@ Public API::
 
     from lattice import LatticeSACPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
     from lattice import LatticeNoiseDistribution, LatticeIIDNoiseDistribution, NOISES, make_noise_distribution
+
+Importing the package registers the overactuated benchmark env, ``lattice/OveractuatedReach-v0``.
 """
 
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
 from lattice.noise import NOISES, NoiseSpec, get_noise_spec, make_noise_distribution
+from lattice.overactuated import ENV_ID as OVERACTUATED_ENV_ID
+from lattice.overactuated import OveractuatedReach
 from lattice.policies import (
     LatticeActor,
     LatticeActorCriticPolicy,
@@ -19,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NOISES",
+    "OVERACTUATED_ENV_ID",
     "LatticeActor",
     "LatticeActorCriticPolicy",
     "LatticeIIDNoiseDistribution",
@@ -26,6 +31,7 @@ __all__ = [
     "LatticeRecurrentActorCriticPolicy",
     "LatticeSACPolicy",
     "NoiseSpec",
+    "OveractuatedReach",
     "get_noise_spec",
     "make_noise_distribution",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -35,6 +36,8 @@ def ensure_registered(env_id: str) -> None:
     """Import the package that registers ``env_id`` (MyoSuite for ``myo*`` ids; importing it is slow)."""
     if env_id.startswith("myo") and env_id not in gym.registry:
         importlib.import_module("myosuite")
+    elif env_id.startswith("lattice/"):
+        importlib.import_module("lattice.overactuated")
 
 
 def check_env_id(env_id: str, extra_names: list[str] | tuple[str, ...] = ()) -> None:
@@ -59,13 +62,16 @@ def control_dt(env: gym.Env) -> float:
     return float(unwrapped.model.opt.timestep * unwrapped.frame_skip)
 
 
-def _muscle_activations(env: gym.Env) -> np.ndarray | None:
-    """MuJoCo's activation state ``data.act`` (muscle activations for MyoSuite), or None without one."""
+def _activation_reader(env: gym.Env) -> Callable[[], np.ndarray] | None:
+    """A function returning the env's current muscle activations, or None if it has none: MuJoCo's activation
+    state ``data.act`` (MyoSuite), or the ``activations`` attribute of this package's overactuated env."""
     unwrapped: Any = env.unwrapped
+    if hasattr(unwrapped, "activations"):
+        return lambda: unwrapped.activations
     model = getattr(unwrapped, "model", None)
     if model is None or getattr(model, "na", 0) == 0:
         return None
-    return np.asarray(unwrapped.data.act)
+    return lambda: unwrapped.data.act  # looked up each step: the state after that step
 
 
 class RewardWeights(gym.Wrapper):
@@ -133,8 +139,8 @@ class EpisodeEnergy(gym.Wrapper):
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"Energy logging needs a continuous (Box) action space, got {env.action_space}")
         self._low, self._high = env.action_space.low, env.action_space.high
-        self.has_muscles = _muscle_activations(env) is not None
-        self._unwrapped: Any = env.unwrapped  # looked up once: ``env.unwrapped`` walks the wrapper chain
+        self._activations = _activation_reader(env)
+        self.has_muscles = self._activations is not None
         self._sums = np.zeros(3)
         self._steps = 0
 
@@ -152,8 +158,8 @@ class EpisodeEnergy(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         applied = np.clip(np.asarray(action, dtype=np.float64), self._low, self._high)
         self._sums[2] += np.mean(applied**2)
-        if self.has_muscles:
-            act = self._unwrapped.data.act  # MuJoCo's activation state after the step
+        if self._activations is not None:
+            act = self._activations()  # the activation state after the step
             self._sums[0] += np.linalg.norm(act) / act.size  # ‖act‖₂ / n_muscles
             self._sums[1] += np.mean(act**2)
         self._steps += 1

@@ -122,8 +122,26 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
             frame[column] = np.mean(np.asarray(data[key], dtype=np.float64), axis=1)
     for key in ("env", "algo", "noise", "seed"):
         frame[key] = config[key]
+    frame["env_kwargs"] = yaml.safe_dump(config.get("env_kwargs") or {}, default_flow_style=True).strip()
     frame["run"] = str(run_dir)
     return frame
+
+
+def label_tasks(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Name each task by its env id without namespace, plus the env keywords that tell apart runs of one id
+    (e.g. ``OveractuatedReach-v0 n_actuators=16``), in the ``env`` column."""
+    labels = evaluations["env"].str.rsplit("/", n=1).str[-1]
+    for env, group in evaluations.groupby("env"):
+        variants = {text: yaml.safe_load(text) for text in group["env_kwargs"].unique()}
+        if len(variants) < 2:
+            continue
+        keys = sorted({k for kwargs in variants.values() for k in kwargs})
+        differing = [k for k in keys if len({repr(kwargs.get(k)) for kwargs in variants.values()}) > 1]
+        for text, kwargs in variants.items():
+            suffix = " ".join(f"{k}={kwargs.get(k)}" for k in differing)
+            rows = (evaluations["env"] == env) & (evaluations["env_kwargs"] == text)
+            labels[rows] = f"{labels[rows].iloc[0]} {suffix}"
+    return evaluations.assign(env=labels)
 
 
 def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float, float]:
@@ -221,7 +239,7 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
             ax.grid(alpha=0.3, axis="y")
         fig.suptitle(f"{env}: evaluation across seeds")
         fig.tight_layout()
-        path = out / f"{env}.png"
+        path = out / f"{str(env).replace(' ', '_')}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
@@ -233,7 +251,7 @@ def write_report(paths: list[Path], out: Path, statistic: str = "mean") -> list[
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(f"No run folders (config.yml + evaluations.npz) under {', '.join(map(str, paths))}")
-    evaluations = pd.concat([run_evaluations(r) for r in runs], ignore_index=True)
+    evaluations = label_tasks(pd.concat([run_evaluations(r) for r in runs], ignore_index=True))
     table = final_table(evaluations, statistic)
     written = plot_report(evaluations, table, out, statistic)
     (out / "final.md").write_text(markdown_table(table, statistic))

@@ -305,9 +305,16 @@ def run_sweep(
     return results
 
 
+def _executing(dask_worker: Any) -> list[str]:
+    """Keys of the tasks a Dask worker is executing now (run on the worker by ``client.run``)."""
+    return [str(task.key) for task in dask_worker.state.executing]
+
+
 def _running(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    """Trials a worker is running now (Dask's task keys are the trial names)."""
-    busy = {str(key) for keys in client.processing().values() for key in keys}
+    """Trials a worker is running now (Dask's task keys are the trial names). The scheduler's ``processing``
+    also counts tasks waiting in a worker's queue (tasks with resource restrictions all go there), so ask the
+    workers."""
+    busy = {key for keys in client.run(_executing).values() for key in keys}
     return sorted(t for t in trials if t in busy and t not in results)
 
 

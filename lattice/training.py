@@ -68,9 +68,11 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
 
 
 def new_run_dir(log_dir: Path, algo: str, env_id: str) -> Path:
-    """Create and return ``log_dir/algo/env_<N>`` with the first free N (safe against concurrent runs)."""
+    """Create and return ``log_dir/algo/env_<N>`` with the first free N (safe against concurrent runs); a
+    namespaced id (``lattice/OveractuatedReach-v0``) is named without its namespace."""
     parent = log_dir / algo
     parent.mkdir(parents=True, exist_ok=True)
+    env_id = env_id.rsplit("/", 1)[-1]
     taken = [int(p.name.rsplit("_", 1)[1]) for p in parent.glob(f"{env_id}_*") if p.name.rsplit("_", 1)[1].isdigit()]
     n = max(taken, default=0) + 1
     while True:

@@ -116,6 +116,12 @@ def test_interrupted_sweep_resumes_unfinished_trials(tmp_path):
         assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # started, then resumed
         assert f"resuming: {run_dir.name} on worker" in result.stdout
     assert resumed
+    # Counts add up, and no more trials run than workers.
+    counts = [
+        tuple(map(int, c))
+        for c in re.findall(r"\[(\d+) done, (\d+) running, (\d+) queued, (\d+) failed\]", result.stdout)
+    ]
+    assert counts and all(sum(c) == 4 and c[1] <= 2 for c in counts), counts
     # Progress lines name the running trials with their latest evaluation (resumed trials have one at once).
     running = re.findall(r"\[\d+ done, [12] running, \d+ queued, 0 failed\] running: (.*)", result.stdout)
     latest = [m for line in running for m in re.findall(r"(\w+) \(step ([\d,]+): return (-?[\d.]+)\)", line)]
