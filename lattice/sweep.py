@@ -143,6 +143,7 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
     from distributed import Client, LocalCluster
 
     fit = max(1, (os.cpu_count() or 1) // resources["cpus"])
+    cap = n_trials  # --max-concurrent may exceed the cores, never the GPUs
     gpus = resources.get("gpus", 0)
     if gpus:
         import torch as th
@@ -153,8 +154,8 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
                 f"resources.gpus={gpus} per trial, but this machine has {available} CUDA GPU(s); "
                 "set resources.gpus to 0 or run on a machine with GPUs"
             )
-        fit = min(fit, available // gpus)
-    n_workers = max(1, min(n_workers or fit, n_trials))
+        cap = min(cap, available // gpus)
+    n_workers = max(1, min(n_workers or fit, cap))
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
