@@ -44,6 +44,7 @@ ci: lint test
 bench: install
 	$(PY) benchmarks/distribution_speed.py
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/env_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -67,24 +67,26 @@ def match_noise(policy: Any, obs: th.Tensor, target: float) -> float:
     for _ in range(60):
         mid = 0.5 * (low + high)
         low, high = (mid, high) if rms(mid) < target else (low, mid)
-    rms(0.5 * (low + high))
-    return rms(0.5 * (low + high))
+    return rms(0.5 * (low + high))  # and leaves log_std there
 
 
-def rollout(model: Any, env: Any, positions: Any, seed: int, steps: int, noisy: bool, period: int) -> np.ndarray:
-    """Positions over one episode from a seeded start, with or without the policy's noise."""
+def rollout(
+    model: Any, env: Any, positions: Any, seed: int, steps: int, noisy: bool, period: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and body positions over one episode from a seeded start, with or without the policy's noise."""
     obs, _ = env.reset(seed=seed)
     policy = model.policy
-    out = []
+    observations, out = [], []
     for t in range(steps):
         if noisy and policy.use_sde and t % period == 0:
             policy.reset_noise(1)
+        observations.append(obs)
         action, _ = model.predict(obs[None], deterministic=not noisy)
         obs, _, terminated, truncated, _ = env.step(action[0])
         out.append(positions(env.unwrapped))
         if terminated or truncated:
             break
-    return np.array(out)
+    return np.array(observations), np.array(out)
 
 
 def coverage(task: str, noise: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -94,20 +96,14 @@ def coverage(task: str, noise: str, args: argparse.Namespace) -> dict[str, Any]:
     env = make_env(config["env"], kwargs, config["max_episode_steps"], config["reward_weights"])
     model = build_model({**config, "device": "cpu"}, DummyVecEnv([lambda: env]))
     # States to match the noise at: the noise-free policy's own visits.
-    visited = []
-    for episode in range(2):
-        obs, _ = env.reset(seed=args.seed + episode)
-        for _ in range(args.steps):
-            visited.append(obs)
-            obs, _, terminated, truncated, _ = env.step(model.predict(obs[None], deterministic=True)[0][0])
-            if terminated or truncated:
-                break
-    matched = match_noise(model.policy, th.as_tensor(np.array(visited), dtype=th.float32), args.action_std)
+    period = config["noise_period"]
+    visited = [rollout(model, env, positions, args.seed + e, args.steps, False, period)[0] for e in range(2)]
+    matched = match_noise(model.policy, th.as_tensor(np.concatenate(visited), dtype=th.float32), args.action_std)
     distances = []
     for episode in range(args.episodes):
         seed = 1000 + args.seed + episode
-        clean = rollout(model, env, positions, seed, args.steps, False, config["noise_period"])
-        noisy = rollout(model, env, positions, seed, args.steps, True, config["noise_period"])
+        clean = rollout(model, env, positions, seed, args.steps, False, period)[1]
+        noisy = rollout(model, env, positions, seed, args.steps, True, period)[1]
         length = min(len(clean), len(noisy))
         distances.append(np.mean(np.sum((noisy[:length] - clean[:length]) ** 2, axis=1)))
     env.close()

@@ -19,7 +19,7 @@ Each episode draws a goal uniformly in the disc of radius 0.8 around the start (
 position, velocity, goal − position, and the N activations.
 
 The step is a few NumPy operations on length-N vectors: tens of thousands of steps per second on one core
-(``python benchmarks/exploration_coverage.py --speed``).
+(``python benchmarks/env_speed.py``).
 """
 
 from __future__ import annotations

@@ -190,9 +190,7 @@ def slurm_cluster(options: dict[str, Any], resources: dict[str, int]) -> Any:
 def _check_workers(client: Any, resources: dict[str, int]) -> None:
     """On an existing cluster: fail early if its workers cannot run a trial (they never would)."""
     workers = client.scheduler_info()["workers"].values()
-    if workers and not any(
-        all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items() if v) for w in workers
-    ):
+    if workers and not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers):
         raise ConfigError(
             f"No worker of {client.scheduler.address} declares the resources a trial needs "
             f"({_resource_text(resources)}); start workers with: "
@@ -292,11 +290,11 @@ def run_sweep(
                 else:
                     results[trial] = {"status": "failed", "error": repr(future.exception())}
                     line = f"FAILED after {retries + 1} tries: {trial} | {results[trial]['error'][:200]}"
-                print(f"{_counts(client, trials, results)} {line}", flush=True)
+                print(f"{_counts(trials, results, _running(client, trials, results))} {line}", flush=True)
             if time.monotonic() - last_status >= progress_every:
                 running = _running(client, trials, results)
                 latest = "; ".join(f"{t} ({latest_evaluation(sweep_dir / 'trials' / t)})" for t in running)
-                print(f"{_counts(client, trials, results)} running: {latest or 'none'}", flush=True)
+                print(f"{_counts(trials, results, running)} running: {latest or 'none'}", flush=True)
                 last_status = time.monotonic()
             time.sleep(0.2)
     finally:
@@ -319,8 +317,7 @@ def _running(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> li
     return sorted(t for t in trials if t in busy and t not in results)
 
 
-def _counts(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> str:
+def _counts(trials: dict[str, Any], results: dict[str, Any], running: list[str]) -> str:
     failed = sum(r["status"] == "failed" for r in results.values())
-    running = len(_running(client, trials, results))
-    queued = len(trials) - len(results) - running
-    return f"[{len(results) - failed} done, {running} running, {queued} queued, {failed} failed]"
+    queued = len(trials) - len(results) - len(running)
+    return f"[{len(results) - failed} done, {len(running)} running, {queued} queued, {failed} failed]"
