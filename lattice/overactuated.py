@@ -42,9 +42,12 @@ class OveractuatedReach(gym.Env[np.ndarray, np.ndarray]):
     :param energy_weight: Weight of mean(act²) in the reward.
     :param goal_radius: Goals are drawn uniformly in the disc of this radius.
     :param success_radius: Distance to the goal under which ``info["solved"]`` is true.
+    :param render_mode: ``rgb_array``: ``render()`` draws the arena (top view) as a width × height RGB image.
+    :param width: Image width in pixels.
+    :param height: Image height in pixels.
     """
 
-    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention: a class attribute)
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012 (gymnasium's convention)
     dt = 0.02  # s per step
 
     def __init__(
@@ -56,10 +59,16 @@ class OveractuatedReach(gym.Env[np.ndarray, np.ndarray]):
         energy_weight: float = 0.1,
         goal_radius: float = 0.8,
         success_radius: float = 0.1,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 360,
     ):
         if not isinstance(n_actuators, int) or n_actuators < 4 or n_actuators % 2:
             raise ValueError(f"n_actuators must be an even integer >= 4 (antagonistic pairs), got {n_actuators!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.n_actuators = n_actuators
+        self.render_mode, self.width, self.height = render_mode, int(width), int(height)
         self.max_force, self.tau, self.damping = float(max_force), float(tau), float(damping)
         self.energy_weight, self.goal_radius, self.success_radius = (
             float(energy_weight),
@@ -113,6 +122,30 @@ class OveractuatedReach(gym.Env[np.ndarray, np.ndarray]):
         reward = -distance - self.energy_weight * energy
         info = {"distance": distance, "energy": energy, "solved": distance < self.success_radius}
         return self._obs(), reward, False, False, info
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """Top view of the arena: the goal's success disc (green), the mass (blue), and each muscle as a spoke from
+        the mass along its pull direction, as long and as red as its activation."""
+        if self.render_mode != "rgb_array":
+            return None
+        h, w = self.height, self.width
+        scale = 0.45 * min(w, h)  # pixels per metre: the box [-1, 1]² fills 90% of the shorter side
+        rows, cols = np.mgrid[0:h, 0:w]
+        x, y = (cols - w / 2) / scale, (h / 2 - rows) / scale  # world coordinates of each pixel
+        image = np.full((h, w, 3), 255, dtype=np.uint8)
+        image[(np.abs(x) > 1.0) | (np.abs(y) > 1.0)] = 200  # outside the walls
+        goal = (x - self.goal[0]) ** 2 + (y - self.goal[1]) ** 2 <= self.success_radius**2
+        image[goal] = (60, 180, 75)
+        px, py = self.position
+        directions = self._force_map / np.linalg.norm(self._force_map, axis=0)
+        for act, (dx, dy) in zip(self.activations, directions.T, strict=True):
+            length = 0.05 + 0.3 * act  # metres
+            t = np.linspace(0.0, length, max(2, int(length * scale)))
+            r = np.clip((h / 2 - (py + t * dy) * scale).astype(int), 0, h - 1)
+            c = np.clip((w / 2 + (px + t * dx) * scale).astype(int), 0, w - 1)
+            image[r, c] = (int(255 * act), 60, int(255 * (1 - act)) // 2)
+        image[(x - px) ** 2 + (y - py) ** 2 <= 0.04**2] = (0, 90, 200)
+        return image
 
 
 gym.register(ENV_ID, entry_point="lattice.overactuated:OveractuatedReach", max_episode_steps=100)

@@ -7,7 +7,9 @@ seeds are 95% percentile bootstraps from ``scipy.stats.bootstrap``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -103,19 +105,30 @@ METRICS = {  # column → (evaluations.npz key, label)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Run folders (with ``config.yml`` and ``evaluations.npz``) at or below ``paths``, sorted."""
+    """Run folders (with ``config.yml`` and ``command.txt``) at or below ``paths``, sorted."""
     found = set()
     for path in paths:
         for config in [path / "config.yml", *path.rglob("config.yml")]:
-            if config.is_file() and (config.parent / "evaluations.npz").is_file():
+            if config.is_file() and (config.parent / "command.txt").is_file():
                 found.add(config.parent)
     return sorted(found)
 
 
+def run_status(run_dir: Path) -> str:
+    """``finished`` (``summary.yml`` says so), ``stopped at N steps: <error>`` (the run wrote ``error.txt``), or
+    ``not finished`` (still running, or killed)."""
+    summary = run_dir / "summary.yml"
+    if summary.is_file() and (yaml.safe_load(summary.read_text()) or {}).get("status") == "finished":
+        return "finished"
+    error = run_dir / "error.txt"
+    return error.read_text().splitlines()[0] if error.is_file() else "not finished"
+
+
 def run_evaluations(run_dir: Path) -> pd.DataFrame:
-    """One row per evaluation of a run: its settings, the step count and each metric's mean over episodes."""
+    """One row per evaluation of a run: its settings, status, the step count and each metric's mean over episodes."""
     config = yaml.safe_load((run_dir / "config.yml").read_text())
-    data = dict(np.load(run_dir / "evaluations.npz"))
+    path = run_dir / "evaluations.npz"
+    data = dict(np.load(path)) if path.is_file() else {"timesteps": np.zeros(1, dtype=np.int64)}  # none yet: step 0
     frame = pd.DataFrame({"timesteps": data["timesteps"]})
     for column, (key, _) in METRICS.items():
         if key in data:
@@ -124,6 +137,7 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
         frame[key] = config[key]
     frame["env_kwargs"] = yaml.safe_dump(config.get("env_kwargs") or {}, default_flow_style=True).strip()
     frame["run"] = str(run_dir)
+    frame["status"] = run_status(run_dir)
     return frame
 
 
@@ -144,6 +158,15 @@ def label_tasks(evaluations: pd.DataFrame) -> pd.DataFrame:
     return evaluations.assign(env=labels)
 
 
+def _statistic(statistic: str) -> Callable[..., Any]:
+    """The statistic over seeds as a function of (values, axis)."""
+    if statistic not in ("mean", "iqm"):
+        raise ValueError(f"Unknown statistic {statistic!r}; choose mean or iqm")
+    if statistic == "iqm":
+        return lambda x, axis=-1: scipy.stats.trim_mean(x, 0.25, axis=axis)
+    return lambda x, axis=-1: np.mean(x, axis=axis)
+
+
 def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float, float]:
     """The statistic over seeds and its 95% percentile-bootstrap interval (scipy.stats.bootstrap).
 
@@ -152,10 +175,7 @@ def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float,
     :return: (estimate, low, high); the interval is NaN with fewer than 2 seeds.
     """
     values = np.asarray(values, dtype=np.float64)
-
-    def stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
-        return scipy.stats.trim_mean(x, 0.25, axis=axis) if statistic == "iqm" else np.mean(x, axis=axis)
-
+    stat = _statistic(statistic)
     estimate = float(stat(values))
     if len(values) < 2 or np.all(values == values[0]):
         return estimate, (np.nan if len(values) < 2 else estimate), (np.nan if len(values) < 2 else estimate)
@@ -177,6 +197,71 @@ def final_table(evaluations: pd.DataFrame, statistic: str = "mean") -> pd.DataFr
                 row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(group[column].to_numpy(), statistic)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Metrics compared against the baseline noise: (column, how). "difference": noise − baseline; "relative":
+# noise / baseline − 1 (energies: "−30%" is 30% less energy than the baseline).
+COMPARED = (("return", "difference"), ("success", "difference"), ("effort", "relative"), ("act_sq", "relative"))
+
+
+def comparison_table(finals: pd.DataFrame, baseline: str = "isotropic", statistic: str = "mean") -> pd.DataFrame:
+    """Each noise against ``baseline`` per env × algo, from the runs' final evaluations (one row per run): the
+    difference of the statistic for return and success, the relative change for the energies, each with a 95%
+    percentile-bootstrap interval resampling the seeds of both groups independently."""
+    stat = _statistic(statistic)
+    how_stat = {
+        "difference": lambda a, b, axis=-1: stat(a, axis) - stat(b, axis),
+        "relative": lambda a, b, axis=-1: stat(a, axis) / stat(b, axis) - 1.0,
+    }
+    rows = []
+    for (env, algo), group in finals.groupby(["env", "algo"], sort=True):
+        base = group[group["noise"] == baseline]
+        if base.empty:
+            continue
+        for noise, other in group[group["noise"] != baseline].groupby("noise", sort=True):
+            row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "baseline": baseline}
+            row["seeds"] = f"{len(other)} vs {len(base)}"
+            for column, how in COMPARED:
+                if column not in group or group[column].isna().any():
+                    continue
+                a, b = other[column].to_numpy(np.float64), base[column].to_numpy(np.float64)
+                if how == "relative" and stat(b) == 0:
+                    continue
+                f = how_stat[how]
+                row[column] = float(f(a, b))
+                row[f"{column}_low"] = row[f"{column}_high"] = np.nan
+                if min(len(a), len(b)) >= 2 and not (np.all(a == a[0]) and np.all(b == b[0])):
+                    ci = scipy.stats.bootstrap(
+                        (a, b), f, n_resamples=2000, method="percentile", random_state=0, vectorized=True
+                    ).confidence_interval
+                    row[f"{column}_low"], row[f"{column}_high"] = float(ci.low), float(ci.high)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_comparison(comparison: pd.DataFrame, statistic: str = "mean") -> str:
+    """The comparison table as markdown: return and success as differences, energies as relative changes."""
+    columns = [(c, how) for c, how in COMPARED if c in comparison]
+    names = {"difference": "− baseline", "relative": "change vs baseline"}
+    header = ["env", "algo", "noise", "vs", "seeds"] + [f"{c} {names[how]} ({statistic}, 95% CI)" for c, how in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in comparison.iterrows():
+        cells = [row["env"], row["algo"], row["noise"], row["baseline"], row["seeds"]]
+        for c, how in columns:
+            value = row.get(c)
+            if value is None or pd.isna(value):
+                cells.append("")
+                continue
+            low, high = row[f"{c}_low"], row[f"{c}_high"]
+            if how == "relative":
+                ci = "" if pd.isna(low) else f" [{100 * low:+.0f}%, {100 * high:+.0f}%]"
+                cells.append(f"{100 * value:+.0f}%{ci}")
+            else:
+                digits = 2 if c == "return" else 3
+                ci = "" if pd.isna(low) else f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+                cells.append(f"{value:+.{digits}f}{ci}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
@@ -246,15 +331,46 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
     return written
 
 
-def write_report(paths: list[Path], out: Path, statistic: str = "mean") -> list[Path]:
-    """Find the run folders under ``paths``; write per-env figures, ``final.md`` and ``final.csv`` into ``out``."""
+def write_report(
+    paths: list[Path], out: Path, statistic: str = "mean", baseline: str = "isotropic", unfinished: bool = False
+) -> list[Path]:
+    """Find the run folders under ``paths``; write per-env figures, ``final.md``, ``final.csv``,
+    ``comparison.csv`` and ``evaluations.csv`` into ``out``.
+
+    Only finished runs enter the figures and tables (a run stopped by an error, or still running, would be
+    compared at fewer steps); the others are listed in ``final.md`` with their status and last evaluation.
+    ``unfinished=True`` includes them at their last evaluation (e.g. to look at a sweep in progress).
+    """
     runs = find_runs(paths)
     if not runs:
-        raise FileNotFoundError(f"No run folders (config.yml + evaluations.npz) under {', '.join(map(str, paths))}")
+        raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
     evaluations = label_tasks(pd.concat([run_evaluations(r) for r in runs], ignore_index=True))
+    done = evaluations["status"] == "finished"
+    left_out = evaluations[~done].sort_values("timesteps").groupby("run").tail(1) if not unfinished else None
+    if left_out is not None:
+        evaluations = evaluations[done]
+        if evaluations.empty:
+            raise FileNotFoundError(
+                f"No finished runs under {', '.join(map(str, paths))} ({len(left_out)} unfinished); "
+                "pass --unfinished to report them at their last evaluation"
+            )
     table = final_table(evaluations, statistic)
+    finals = evaluations.sort_values("timesteps").groupby("run").tail(1)
+    comparison = comparison_table(finals, baseline, statistic)
     written = plot_report(evaluations, table, out, statistic)
-    (out / "final.md").write_text(markdown_table(table, statistic))
+    text = markdown_table(table, statistic)
+    if not comparison.empty:
+        text += f"\nAgainst {baseline} noise (final evaluations; intervals resample both groups' seeds):\n\n"
+        text += markdown_comparison(comparison, statistic)
+    if left_out is not None and not left_out.empty:
+        text += "\nLeft out (not finished):\n\n" + "".join(
+            f"- {Path(row.run).name}: "
+            + (f"last evaluation at {row.timesteps:,} steps" if row.timesteps else "no evaluation")
+            + f"; {row.status}\n"
+            for row in left_out.itertuples()
+        )
+    (out / "final.md").write_text(text)
     table.to_csv(out / "final.csv", index=False)
+    comparison.to_csv(out / "comparison.csv", index=False)
     evaluations.to_csv(out / "evaluations.csv", index=False)
-    return [*written, out / "final.md", out / "final.csv", out / "evaluations.csv"]
+    return [*written, out / "final.md", out / "final.csv", out / "comparison.csv", out / "evaluations.csv"]

@@ -264,22 +264,29 @@ def run_sweep(
         retries = int(sweep.get("retries", 1))
         workers = len(client.scheduler_info()["workers"])
         print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {client.scheduler.address} ({workers} workers)")
-        futures = {
-            client.submit(
-                run_trial,
-                config,
-                str(sweep_dir / "trials" / trial),
-                str(sweep_dir / "output" / f"{trial}.log"),
-                key=trial,
-                retries=retries,
-                pure=False,
-                resources=submit_resources,
-            ): trial
-            for trial, config in trials.items()
-        }
-        pending = as_completed(futures)
+        # Trials are handed to Dask only as workers free up: Dask assigns a task with resource restrictions to a
+        # worker when it is submitted and does not move it later, so submitting all at once can leave workers
+        # idle while another works through a queue. Seed by seed, so that a sweep stopped early has every
+        # noise × task at the same number of seeds.
+        waiting = sorted(trials, key=lambda t: trials[t]["seed"])
+        futures: dict[Any, str] = {}
+        pending = as_completed()
         last_status = time.monotonic()
-        while not pending.is_empty():
+        while waiting or not pending.is_empty():
+            free = _slots(client, submit_resources) - pending.count() if waiting else 0
+            for trial in [waiting.pop(0) for _ in range(min(max(0, free), len(waiting)))]:
+                future = client.submit(
+                    run_trial,
+                    trials[trial],
+                    str(sweep_dir / "trials" / trial),
+                    str(sweep_dir / "output" / f"{trial}.log"),
+                    key=trial,
+                    retries=retries,
+                    pure=False,
+                    resources=submit_resources,
+                )
+                futures[future] = trial
+                pending.add(future)
             for future in pending.next_batch(block=False):
                 trial = futures[future]
                 if future.status == "finished":
@@ -302,6 +309,18 @@ def run_sweep(
             (sweep_dir / "results.yml").write_text(yaml.safe_dump(results, sort_keys=True))
         client.close()
     return results
+
+
+def _slots(client: Any, resources: dict[str, int] | None) -> int:
+    """Trials the cluster's workers can run at once (at least 1, so that a sweep waits for workers to join)."""
+    slots = 0
+    for worker in client.scheduler_info()["workers"].values():
+        if resources:
+            have = worker.get("resources", {})
+            slots += min(int(have.get(k, 0) // v) for k, v in resources.items())
+        else:
+            slots += int(worker.get("nthreads", 1))
+    return max(1, slots)
 
 
 def _executing(dask_worker: Any) -> list[str]:

@@ -10,6 +10,7 @@ The run folder (``<log_dir>/<algo>/<env>_<N>/``, a new N per run, never overwrit
     final_model.zip  vecnormalize.pkl                    at the end
     learning_curve.png  energy.png  summary.yml          at the end
     videos/                                              with --video, or experiments/render.py
+    error.txt                                            if an error stopped it: the step and the traceback
 
 ``resume(run_dir)`` continues from the newest complete checkpoint to the same total, appending to the logs.
 """
@@ -24,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -313,9 +315,16 @@ def train(
         if isinstance(e, KeyboardInterrupt) and model.num_timesteps > start_steps:
             checkpoints.num_timesteps = model.num_timesteps  # Ctrl-C: keep what was trained, to resume from
             checkpoints.save()
+        elif not isinstance(e, KeyboardInterrupt):  # why the run stopped, for reports (lattice.report.run_status)
+            first_line = (str(e).splitlines() or [""])[0]
+            (run_dir / "error.txt").write_text(
+                f"stopped at {model.num_timesteps:,} steps: {type(e).__name__}: {first_line}\n"
+                + "".join(traceback.format_exception(e))
+            )
         model.logger.close()
         raise
     elapsed = time.time() - start
+    (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier attempt's error, now resumed past
 
     if not evaluation.evaluations_timesteps or evaluation.evaluations_timesteps[-1] != model.num_timesteps:
         evaluation.evaluate()  # the final policy, so that the summary describes it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,78 @@ def test_report_table_matches_the_runs(runs, tmp_path):
             in (out / "final.md").read_text()
         )
     assert "final.md" in result.stdout
+
+
+def test_comparison_against_the_baseline(runs, tmp_path):
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(runs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    finals = pd.read_csv(out / "evaluations.csv").sort_values("timesteps").groupby("run").tail(1)
+    lattice, isotropic = (finals[finals["noise"] == noise] for noise in ("lattice", "isotropic"))
+    row = pd.read_csv(out / "comparison.csv").set_index("noise").loc["lattice"]
+    assert row["baseline"] == "isotropic" and row["seeds"] == "2 vs 2"
+    assert row["return"] == pytest.approx(lattice["return"].mean() - isotropic["return"].mean())
+    assert row["effort"] == pytest.approx(lattice["effort"].mean() / isotropic["effort"].mean() - 1.0)
+    a, b = lattice["return"].to_numpy(), isotropic["return"].to_numpy()
+    ci = scipy.stats.bootstrap(
+        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=2000, method="percentile", random_state=0
+    ).confidence_interval
+    assert (row["return_low"], row["return_high"]) == pytest.approx((ci.low, ci.high))
+    assert (
+        f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | isotropic | 2 vs 2 | {row['return']:+.2f} ["
+        in (out / "final.md").read_text()
+    )
+
+
+def test_unfinished_runs_are_listed_not_compared(runs, tmp_path):
+    """A run killed before its end (a copy of a real run without its summary) is left out of the figures and
+    tables and listed with its last evaluation; --unfinished reports it."""
+    logs = tmp_path / "logs"
+    shutil.copytree(runs, logs)
+    killed = sorted((logs / "ppo").iterdir())[0]
+    (killed / "summary.yml").unlink()
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(logs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "final.csv")
+    assert sorted(table["seeds"]) == [1, 2]
+    assert f"- {killed.name}: last evaluation at 128 steps; not finished" in (out / "final.md").read_text()
+    result = subprocess.run(
+        [sys.executable, PLOT, str(logs), "--out", str(out), "--unfinished"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and (pd.read_csv(out / "final.csv")["seeds"] == 2).all()
+    for run in (logs / "ppo").iterdir():
+        (run / "summary.yml").unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, PLOT, str(logs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 2 and "No finished runs" in result.stderr and "--unfinished" in result.stderr
+
+
+def test_a_run_stopped_by_an_error_says_why(runs, tmp_path):
+    """A learning rate of 1e6 makes the policy's parameters non-finite at the first update: the run exits with
+    the distribution's error, writes it to error.txt, and the report lists it beside the finished runs."""
+    logs = tmp_path / "logs"
+    shutil.copytree(runs, logs)
+    args = tiny_run_args("ppo", "lattice", logs)
+    result = subprocess.run(
+        [sys.executable, *args, "n_steps=32", "batch_size=16", "learning_rate=1e6"],
+        cwd=tmp_path,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Non-finite values" in result.stderr
+    (stopped,) = [run for run in (logs / "ppo").iterdir() if (run / "error.txt").is_file()]
+    error = (stopped / "error.txt").read_text()
+    assert error.startswith("stopped at 32 steps: ValueError: Non-finite values") and "Traceback" in error
+    assert not (stopped / "summary.yml").exists()
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(logs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (pd.read_csv(out / "final.csv")["seeds"] == 2).all()
+    assert (
+        f"- {stopped.name}: no evaluation; stopped at 32 steps: ValueError: Non-finite"
+        in (out / "final.md").read_text()
+    )
 
 
 def test_interval_mean_and_iqm():

@@ -32,6 +32,17 @@ def sweep(tmp_path: Path, spec: dict, *args: str, timeout: float = 300) -> subpr
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_expands(path):
+    """The sweep files in configs/sweeps resolve to valid trial configs: the whole grid, with its settings."""
+    spec = load_yaml(path)
+    trials = expand(spec)
+    assert len(trials) == np.prod([len(values) for values in spec["grid"].values()])
+    for config in trials.values():
+        assert config["timesteps"] == spec["settings"]["timesteps"]
+    trial_resources(spec)
+
+
 def test_expand_validates_every_trial_first():
     trials = expand(TINY)
     assert sorted(trials) == [
@@ -66,6 +77,11 @@ def test_embedded_sweep_runs_and_a_second_call_skips_finished_trials(tmp_path):
         assert (run_dir / "evaluations.npz").is_file() and (run_dir / "config.yml").is_file()
     assert "[4 done, 0 running, 0 queued, 0 failed]" in result.stdout
     assert "(2 workers)" in result.stdout
+    # Trials are handed out as workers free up, seed by seed: both workers work, seed 0 of each noise goes first.
+    first = load_yaml(tmp_path / "sweeps" / "tiny" / "results.yml")
+    assert len({r["worker"] for r in first.values()}) == 2
+    started = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("starting: ")]
+    assert sorted(started[:2]) == ["ppo_isotropic_elbow_seed0", "ppo_lattice_elbow_seed0"]
     # Each trial's own lines (one per evaluation) are in its log file, not in the sweep's output.
     assert "eval " not in result.stdout
     for trial in expand(TINY):
