@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import gymnasium as gym
+import imageio
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,7 +122,7 @@ def test_bad_actuator_count_names_the_rule():
 def test_training_run_from_the_cli(tmp_path):
     args = tiny_run_args("ppo", "lattice", tmp_path / "logs", env="overactuated")
     result = subprocess.run(
-        [sys.executable, *args, "--hyperparams", "env_kwargs.n_actuators=16"],
+        [sys.executable, args[0], "--video", *args[1:], "env_kwargs.n_actuators=16"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -134,6 +135,26 @@ def test_training_run_from_the_cli(tmp_path):
     assert config["env"] == OVERACTUATED_ENV_ID and config["env_kwargs"] == {"n_actuators": 16}
     summary = load_yaml(run_dir / "summary.yml")
     assert summary["status"] == "finished" and 0.0 < summary["final_eval"]["act_sq"] < 1.0
+    # the video: one frame per step of an episode (max_episode_steps=20) plus the first, at the env's 50 Hz
+    frames = imageio.mimread(run_dir / summary["video"], memtest=False)
+    assert len(frames) == 20 and frames[0].shape == (360, 480, 3)
+    assert imageio.v3.immeta(run_dir / summary["video"])["fps"] == pytest.approx(50.0)
+
+
+def test_render_draws_the_goal_the_mass_and_the_muscles():
+    env = gym.make(OVERACTUATED_ENV_ID, n_actuators=8, render_mode="rgb_array", width=200, height=200)
+    env.reset(seed=3)
+    image = env.render()
+    assert image.shape == (200, 200, 3) and image.dtype == np.uint8
+    goal_pixel = np.round(100 + env.unwrapped.goal * np.array([1, -1]) * 90).astype(int)  # 0.45·200 px per metre
+    assert tuple(image[goal_pixel[1], goal_pixel[0]]) == (60, 180, 75)
+    assert tuple(image[100, 100]) == (0, 90, 200)  # the mass at the origin
+    for _ in range(10):
+        env.step(np.ones(8, dtype=np.float32))  # every muscle fully excited: longer, redder spokes
+    red = (image[..., 0] > 150) & (image[..., 2] < 60)
+    assert red.sum() < (env.render()[..., 0] > 150).sum()
+    with pytest.raises(ValueError, match="render_mode"):
+        OveractuatedReach(render_mode="depth_array")
 
 
 def test_report_tells_apart_runs_of_one_env_id_by_their_keywords():
