@@ -346,14 +346,15 @@ def write_report(
         raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
     evaluations = label_tasks(pd.concat([run_evaluations(r) for r in runs], ignore_index=True))
     done = evaluations["status"] == "finished"
-    left_out = evaluations[~done].sort_values("timesteps").groupby("run").tail(1) if not unfinished else None
-    if left_out is not None:
-        evaluations = evaluations[done]
-        if evaluations.empty:
-            raise FileNotFoundError(
-                f"No finished runs under {', '.join(map(str, paths))} ({len(left_out)} unfinished); "
-                "pass --unfinished to report them at their last evaluation"
-            )
+    # with --unfinished, only runs that have not evaluated yet are left out
+    keep = evaluations["return"].notna() if unfinished else done
+    left_out = evaluations[~keep].sort_values("timesteps").groupby("run").tail(1)
+    evaluations = evaluations[keep]
+    if evaluations.empty:
+        raise FileNotFoundError(
+            f"No {'evaluated' if unfinished else 'finished'} runs under {', '.join(map(str, paths))} "
+            f"({len(left_out)} left out)" + ("" if unfinished else "; pass --unfinished to report them")
+        )
     table = final_table(evaluations, statistic)
     finals = evaluations.sort_values("timesteps").groupby("run").tail(1)
     comparison = comparison_table(finals, baseline, statistic)
@@ -362,8 +363,8 @@ def write_report(
     if not comparison.empty:
         text += f"\nAgainst {baseline} noise (final evaluations; intervals resample both groups' seeds):\n\n"
         text += markdown_comparison(comparison, statistic)
-    if left_out is not None and not left_out.empty:
-        text += "\nLeft out (not finished):\n\n" + "".join(
+    if not left_out.empty:
+        text += f"\nLeft out (not {'evaluated' if unfinished else 'finished'}):\n\n" + "".join(
             f"- {Path(row.run).name}: "
             + (f"last evaluation at {row.timesteps:,} steps" if row.timesteps else "no evaluation")
             + f"; {row.status}\n"
