@@ -264,10 +264,9 @@ def run_sweep(
         retries = int(sweep.get("retries", 1))
         workers = len(client.scheduler_info()["workers"])
         print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {client.scheduler.address} ({workers} workers)")
-        # Trials are handed to Dask only as workers free up: Dask assigns a task with resource restrictions to a
-        # worker when it is submitted and does not move it later, so submitting all at once can leave workers
-        # idle while another works through a queue. Seed by seed, so that a sweep stopped early has every
-        # noise × task at the same number of seeds.
+        # Trials are handed to Dask only as workers free up: with all of them submitted at once, Dask queued the
+        # resource-restricted tasks on one worker and left the other idle (seen on a 2-worker sweep). Seed by
+        # seed, so that a sweep stopped early has every noise × task at about the same number of seeds.
         waiting = sorted(trials, key=lambda t: trials[t]["seed"])
         futures: dict[Any, str] = {}
         pending = as_completed()
