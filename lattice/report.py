@@ -21,6 +21,7 @@ import scipy.stats
 import yaml
 
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
+from lattice.training import finished_summary
 
 ENERGY_LABELS = {
     EFFORT: "effort ‖act‖₂ / n_muscles",
@@ -117,8 +118,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 def run_status(run_dir: Path) -> str:
     """``finished`` (``summary.yml`` says so), ``stopped at N steps: <error>`` (the run wrote ``error.txt``), or
     ``not finished`` (still running, or killed)."""
-    summary = run_dir / "summary.yml"
-    if summary.is_file() and (yaml.safe_load(summary.read_text()) or {}).get("status") == "finished":
+    if finished_summary(run_dir) is not None:
         return "finished"
     error = run_dir / "error.txt"
     return error.read_text().splitlines()[0] if error.is_file() else "not finished"
@@ -185,11 +185,16 @@ def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float,
     return estimate, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def final_table(evaluations: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
-    """Per env × algo × noise: each metric at every run's last evaluation, across seeds, with 95% intervals."""
-    last = evaluations.sort_values("timesteps").groupby("run").tail(1)
+def last_evaluations(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last evaluation (one row per run)."""
+    return evaluations.sort_values("timesteps").groupby("run").tail(1)
+
+
+def final_table(finals: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
+    """Per env × algo × noise: each metric at the runs' last evaluations (``last_evaluations``), across seeds,
+    with 95% intervals."""
     rows = []
-    for (env, algo, noise), group in last.groupby(["env", "algo", "noise"], sort=True):
+    for (env, algo, noise), group in finals.groupby(["env", "algo", "noise"], sort=True):
         row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "seeds": len(group)}
         row["timesteps"] = int(group["timesteps"].min())
         for column in METRICS:
@@ -348,15 +353,15 @@ def write_report(
     done = evaluations["status"] == "finished"
     # with --unfinished, only runs that have not evaluated yet are left out
     keep = evaluations["return"].notna() if unfinished else done
-    left_out = evaluations[~keep].sort_values("timesteps").groupby("run").tail(1)
+    left_out = last_evaluations(evaluations[~keep])
     evaluations = evaluations[keep]
     if evaluations.empty:
         raise FileNotFoundError(
             f"No {'evaluated' if unfinished else 'finished'} runs under {', '.join(map(str, paths))} "
             f"({len(left_out)} left out)" + ("" if unfinished else "; pass --unfinished to report them")
         )
-    table = final_table(evaluations, statistic)
-    finals = evaluations.sort_values("timesteps").groupby("run").tail(1)
+    finals = last_evaluations(evaluations)
+    table = final_table(finals, statistic)
     comparison = comparison_table(finals, baseline, statistic)
     written = plot_report(evaluations, table, out, statistic)
     text = markdown_table(table, statistic)

@@ -102,7 +102,7 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from lattice.training import resume_run, start_run
+    from lattice.training import finished_summary, resume_run, start_run
 
     try:
         from distributed import get_worker
@@ -111,9 +111,9 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     except (ImportError, ValueError):
         worker = "local"
     path = Path(run_dir)
-    summary_path = path / "summary.yml"
-    if summary_path.is_file() and load_yaml(summary_path).get("status") == "finished":
-        return {**load_yaml(summary_path), "status": "skipped", "worker": worker}
+    finished = finished_summary(path)
+    if finished is not None:
+        return {**finished, "status": "skipped", "worker": worker}
     resume = (path / "config.yml").is_file()
     if not resume and path.is_dir() and not any(path.iterdir()):
         path.rmdir()  # created by a run killed before it wrote anything
@@ -270,9 +270,12 @@ def run_sweep(
         waiting = sorted(trials, key=lambda t: trials[t]["seed"])
         futures: dict[Any, str] = {}
         pending = as_completed()
-        last_status = time.monotonic()
+        last_status = last_slots = time.monotonic()
+        slots = _slots(client, submit_resources)
         while waiting or not pending.is_empty():
-            free = _slots(client, submit_resources) - pending.count() if waiting else 0
+            if waiting and time.monotonic() - last_slots >= 5.0:  # workers may join or leave (SLURM jobs)
+                slots, last_slots = _slots(client, submit_resources), time.monotonic()
+            free = slots - pending.count() if waiting else 0
             for trial in [waiting.pop(0) for _ in range(min(max(0, free), len(waiting)))]:
                 future = client.submit(
                     run_trial,

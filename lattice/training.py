@@ -419,6 +419,13 @@ def start_run(
     return run_dir, train(config, run_dir, **train_kwargs)
 
 
+def finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``summary.yml`` if it says the run finished, else None (still running, killed, or stopped)."""
+    path = run_dir / "summary.yml"
+    summary = load_yaml(path) if path.is_file() else None
+    return summary if summary and summary.get("status") == "finished" else None
+
+
 def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
     """Continue an interrupted run in its folder from its newest checkpoint, to the same total.
 
@@ -428,8 +435,7 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
         raise ConfigError(f"--resume {run_dir}: no such folder")
     if not (run_dir / "config.yml").is_file() or not (run_dir / "command.txt").is_file():
         raise ConfigError(f"--resume {run_dir}: not a run folder of experiments/run.py (no config.yml / command.txt)")
-    summary_path = run_dir / "summary.yml"
-    if summary_path.is_file() and load_yaml(summary_path).get("status") == "finished":
+    if finished_summary(run_dir) is not None:
         raise ConfigError(f"--resume {run_dir}: this run already finished; start a new run instead")
     config = validate(load_yaml(run_dir / "config.yml"))
     checkpoint = latest_checkpoint(run_dir, config["algo"], config["normalize"] is not False)
