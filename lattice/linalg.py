@@ -128,8 +128,9 @@ class _LowRankTerms(th.autograd.Function):
             K = W.index_select(0, rows).mul_(W.index_select(0, cols))
         logdet = W.new_empty(n_sigma)
         # When gradients are needed the backward pass needs Σ⁻¹: form it here and multiply for y = Σ⁻¹ r,
-        # instead of a triangular solve now and the inverse later.
-        sigma_inv = W.new_empty(n_sigma, n, n) if covariance_grad else None
+        # instead of a triangular solve now and the inverse later. It is kept per chunk, and only its lower
+        # triangle (m entries per sample) where the backward pass works on triangles.
+        inverses: list[th.Tensor] = []
         y = th.empty_like(r)
         for chunk in _chunks(n_sigma, n):
             if K is None:  # dense: one product (chunk·n × d) @ (d × n)
@@ -140,30 +141,31 @@ class _LowRankTerms(th.autograd.Function):
             sigma.diagonal(dim1=-2, dim2=-1).add_(v_all[chunk])  # + diag(v)
             L = safe_cholesky(sigma)
             logdet[chunk] = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-            if n_sigma == 1:  # a shared Σ: all residuals at once, as columns of one right-hand side
-                if sigma_inv is not None:
-                    th.cholesky_inverse(L[0], out=sigma_inv[0])
-                    y = r @ sigma_inv[0]
-                else:
+            if not covariance_grad:
+                if n_sigma == 1:  # a shared Σ: all residuals at once, as columns of one right-hand side
                     y = th.cholesky_solve(r.T.unsqueeze(0), L)[0].T
-            elif sigma_inv is not None:
-                th.cholesky_inverse(L, out=sigma_inv[chunk])
-                # (a batched matrix-vector product is one small BLAS call per sample; this is one pass)
-                y[chunk] = (sigma_inv[chunk] * r[chunk].unsqueeze(1)).sum(-1)
-            else:
-                y[chunk] = th.cholesky_solve(r[chunk].unsqueeze(-1), L).squeeze(-1)
+                else:
+                    y[chunk] = th.cholesky_solve(r[chunk].unsqueeze(-1), L).squeeze(-1)
+                continue
+            # LAPACK returns Σ⁻¹ column-major; Σ⁻¹ is symmetric, so its transpose is the same matrix, contiguous.
+            inverse = th.cholesky_inverse(L).mT
+            if n_sigma == 1:
+                y = r @ inverse[0]
+            else:  # yᵀ = rᵀ Σ⁻¹, one small product per sample
+                y[chunk] = th.matmul(r[chunk].unsqueeze(1), inverse).squeeze(1)
+            inverses.append(inverse if K is None else inverse.reshape(-1, n * n).index_select(1, flat))
         quad = (r * y).sum(-1)
-        ctx.save_for_backward(W, u, v, sigma_inv, y, K, rows, cols, flat, weights)
+        ctx.save_for_backward(W, u, v, y, K, rows, cols, flat, weights, *inverses)
         ctx.alpha = alpha
         return logdet.expand(r.shape[0]).clone(), quad
 
     @staticmethod
     def backward(ctx: Any, g_logdet: th.Tensor, g_quad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        W, u, v, sigma_inv, y, K, rows, cols, flat, weights = ctx.saved_tensors
+        W, u, v, y, K, rows, cols, flat, weights, *inverses = ctx.saved_tensors
         alpha = ctx.alpha
         n_sigma, (n, d) = max(u.shape[0], v.shape[0]), W.shape
         grad_r = (2.0 * g_quad[:, None]) * y if ctx.needs_input_grad[0] else None
-        if sigma_inv is None:  # only r needs a gradient
+        if not inverses:  # only r needs a gradient
             return grad_r, None, None, None, None, None
         # Gradient with respect to each Σ (symmetric), in closed form instead of through the Cholesky:
         #   G = ∂/∂Σ = g_logdet Σ⁻¹ − g_quad y yᵀ   (∂ log det Σ/∂Σ = Σ⁻¹, ∂ rᵀΣ⁻¹r/∂Σ = −Σ⁻¹rrᵀΣ⁻¹ = −y yᵀ).
@@ -176,24 +178,33 @@ class _LowRankTerms(th.autograd.Function):
         need_W = ctx.needs_input_grad[1]
         # dense: Σ_b G_b W diag(u_b), accumulated (n × d); triangle: C_j = Σ_b u_b[j] G_b by its lower triangle (m × d)
         acc = (W.new_zeros(n, d) if K is None else W.new_zeros(K.shape)) if need_W else None
-        for chunk in _chunks(n_sigma, n):
-            if n_sigma == 1:
-                G = (sigma_inv[0] * g_logdet.sum()).addmm_(y_scaled.T, y).unsqueeze(0)
-            else:
-                G = (sigma_inv[chunk] * g_logdet[chunk, None, None]).addcmul_(
-                    y_scaled[chunk].unsqueeze(2), y[chunk].unsqueeze(1)
-                )
-            grad_v[chunk] = G.diagonal(dim1=-2, dim2=-1)
+        diagonal = (rows == cols).nonzero().squeeze(1)  # where the diagonal entries sit in a lower triangle
+        for chunk, inverse in zip(_chunks(n_sigma, n), inverses, strict=True):
             if K is None:  # dense: G_b W for the chunk in one product, then w_jᵀ (G_b W)_j
+                if n_sigma == 1:
+                    G = (inverse[0] * g_logdet.sum()).addmm_(y_scaled.T, y).unsqueeze(0)
+                else:
+                    G = (inverse * g_logdet[chunk, None, None]).addcmul_(
+                        y_scaled[chunk].unsqueeze(2), y[chunk].unsqueeze(1)
+                    )
+                grad_v[chunk] = G.diagonal(dim1=-2, dim2=-1)
                 GW = (G.reshape(-1, n) @ W).view(-1, n, d)
                 grad_u[chunk] = (GW * W).sum(1)
                 if acc is not None:
                     acc += (GW * u_all[chunk].unsqueeze(1)).sum(0)
-            else:  # the lower triangle of G, off-diagonal entries counted twice (each is (k, l) and (l, k))
-                G_tril = G.reshape(-1, n * n).index_select(1, flat).mul_(weights)
-                th.matmul(G_tril, K, out=grad_u[chunk])
-                if acc is not None:
-                    acc.addmm_(G_tril.T, u_all[chunk])
+                continue
+            # triangle: the lower triangle of G, entry (k, l) = g_logdet Σ⁻¹[k, l] − g_quad y[k] y[l]
+            if n_sigma == 1:
+                G_tril = (inverse * g_logdet.sum()).add_((y_scaled.T @ y).reshape(1, -1).index_select(1, flat))
+            else:
+                G_tril = (inverse * g_logdet[chunk, None]).addcmul_(
+                    y_scaled[chunk].index_select(1, rows), y[chunk].index_select(1, cols)
+                )
+            grad_v[chunk] = G_tril.index_select(1, diagonal)
+            G_tril.mul_(weights)  # off-diagonal entries counted twice (each is (k, l) and (l, k))
+            th.matmul(G_tril, K, out=grad_u[chunk])
+            if acc is not None:
+                acc.addmm_(G_tril.T, u_all[chunk])
         grad_u.mul_(alpha**2)
         if u.shape[0] == 1 and n_sigma > 1:
             grad_u = grad_u.sum(0, keepdim=True)
