@@ -297,6 +297,9 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
     across seeds (at the steps every seed evaluated), and a bar chart of the final values with intervals."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    # One colour per algo × noise, the same in every panel and every env's figure.
+    keys = sorted(set(zip(evaluations["algo"], evaluations["noise"], strict=True)))
+    colours = {key: f"C{i % 10}" for i, key in enumerate(keys)}
     for env, per_env in evaluations.groupby("env"):
         columns = [c for c in METRICS if c in per_env and per_env[c].notna().any()]
         fig, axes = plt.subplots(2, len(columns), figsize=(4.6 * len(columns), 7.2), squeeze=False)
@@ -310,8 +313,9 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
                 if not points:
                     continue
                 estimate, low, high = (np.array(p) for p in zip(*points, strict=True))
-                (line,) = ax.plot(steps, estimate, marker="o", markersize=3, label=f"{label} ({n_runs} seeds)")
-                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+                colour = colours[(algo, noise)]
+                ax.plot(steps, estimate, marker="o", markersize=3, color=colour, label=f"{label} ({n_runs} seeds)")
+                ax.fill_between(steps, low, high, color=colour, alpha=0.2)
         for ax, column in zip(axes[0], columns, strict=True):
             ax.set(xlabel="environment steps", ylabel=METRICS[column][1], title=f"{METRICS[column][1]} ({statistic})")
             ax.grid(alpha=0.3)
@@ -324,7 +328,8 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
             labels = [f"{a}\n{n}" for a, n in zip(rows["algo"], rows["noise"], strict=True)]
             estimate = rows[column].to_numpy(dtype=np.float64)
             err = np.abs(np.stack([estimate - rows[f"{column}_low"], rows[f"{column}_high"] - estimate]))
-            ax.bar(labels, estimate, yerr=np.nan_to_num(err.astype(np.float64)), capsize=4, color="tab:gray")
+            bar_colours = [colours[key] for key in zip(rows["algo"], rows["noise"], strict=True)]
+            ax.bar(labels, estimate, yerr=np.nan_to_num(err.astype(np.float64)), capsize=4, color=bar_colours)
             ax.set(ylabel=METRICS[column][1], title=f"final {METRICS[column][1]} (95% CI)")
             ax.grid(alpha=0.3, axis="y")
         fig.suptitle(f"{env}: evaluation across seeds")
