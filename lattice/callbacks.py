@@ -203,6 +203,12 @@ class RunCheckpointCallback(CheckpointCallback):
     whose model file exists is complete. Only the newest replay buffer is kept: it is large (SAC's is hundreds
     of MB) and only the newest is needed to resume. File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
 
+    On-policy algorithms (PPO, RecurrentPPO) update once per rollout, after collecting it. A checkpoint taken
+    inside a rollout would hold a policy that has not learnt from steps it already counts, and a run resumed from
+    it would collect its rollouts off the uninterrupted run's grid (ending at a different step count). So they
+    are checkpointed between rollouts, after the update: at the first rollout start (or the end of training)
+    past each multiple of ``save_freq``. Off-policy algorithms are checkpointed at the step itself.
+
     :param save_freq: Save each time the step count passes a multiple of ``save_freq`` (all envs together).
     :param save_path: The checkpoints folder.
     """
@@ -210,14 +216,50 @@ class RunCheckpointCallback(CheckpointCallback):
     def __init__(self, save_freq: int, save_path: Path):
         super().__init__(save_freq, str(save_path), save_replay_buffer=True, save_vecnormalize=True)
         self._grid = StepGrid(save_freq)
+        self._between_rollouts = False
+        self._collecting_from: int | None = None  # on-policy: the step count at which the current rollout began
 
     def _on_training_start(self) -> None:
         self._grid.start(self.model.num_timesteps)
+        self._between_rollouts = not isinstance(self.model, OffPolicyAlgorithm)
 
-    def _on_step(self) -> bool:
+    def _save_if_due(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
         if self._grid.due(self.num_timesteps):
             self.save()
+
+    def _on_rollout_start(self) -> None:
+        if self._between_rollouts:
+            self._save_if_due()
+            self._collecting_from = self.model.num_timesteps
+
+    def _on_rollout_end(self) -> None:
+        self._collecting_from = None
+
+    def _on_training_end(self) -> None:
+        if self._between_rollouts:
+            self._save_if_due()
+
+    def _on_step(self) -> bool:
+        if not self._between_rollouts:
+            self._save_if_due()
         return True
+
+    def save_interrupted(self) -> int | None:
+        """After Ctrl-C: save what was trained, to resume from, if it is a state of the uninterrupted run.
+
+        On-policy, that is a policy interrupted while collecting a rollout: it is saved at the rollout's first
+        step (the rollout's steps are discarded), not one interrupted inside its update.
+
+        :return: the step count of the checkpoint written, or None
+        """
+        if self._between_rollouts:
+            if self._collecting_from is None:
+                return None
+            self.model.num_timesteps = self._collecting_from
+        self.num_timesteps = self.model.num_timesteps
+        self.save()
+        return self.num_timesteps
 
     def save(self) -> None:
         """Save a checkpoint at the current step count."""

@@ -313,8 +313,7 @@ def train(
         )
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt) and model.num_timesteps > start_steps:
-            checkpoints.num_timesteps = model.num_timesteps  # Ctrl-C: keep what was trained, to resume from
-            checkpoints.save()
+            checkpoints.save_interrupted()  # Ctrl-C: keep what was trained, to resume from
         elif not isinstance(e, KeyboardInterrupt):  # why the run stopped, for reports (lattice.report.run_status)
             first_line = (str(e).splitlines() or [""])[0]
             (run_dir / "error.txt").write_text(

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import torch as th
 import yaml
+from stable_baselines3.common.save_util import load_from_zip_file
 
+from lattice.callbacks import checkpoint_steps
 from lattice.config import load_yaml, resolve_config
 from lattice.noise import NOISES
 
@@ -77,6 +79,11 @@ def test_every_algo_and_noise_leaves_a_complete_run_folder(algo, noise, tmp_path
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert "rl_model_64_steps.zip" in checkpoints and "rl_model_vecnormalize_128_steps.pkl" in checkpoints
     assert ("rl_model_replay_buffer_128_steps.pkl" in checkpoints) == (algo == "sac")
+    if algo != "sac":  # on-policy: the checkpoint at the end of training comes after the last update
+        _, final, _ = load_from_zip_file(run_dir / "final_model.zip", device="cpu")
+        _, last, _ = load_from_zip_file(run_dir / "checkpoints" / "rl_model_128_steps.zip", device="cpu")
+        assert final is not None and last is not None
+        assert all(th.equal(final["policy"][k], last["policy"][k]) for k in final["policy"])
 
     config = load_yaml(run_dir / "config.yml")
     assert (config["algo"], config["noise"], config["env"]) == (algo, noise, "myoElbowPose1D6MRandom-v0")
@@ -192,6 +199,37 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     assert 1200 <= stats.obs_rms.count <= 1203  # one per step and per reset; without the statistics: about 800
     assert len((run_dir / "command.txt").read_text().splitlines()) == 2
     assert "--resume" in (run_dir / "command.txt").read_text().splitlines()[1]
+
+
+def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_path):
+    """PPO learns once per rollout: checkpoints fall between rollouts (after the update), so Ctrl-C and a resume
+    keep the rollout grid, and the run ends on the same step count as an uninterrupted one (20 rollouts of 64)."""
+    log_dir = tmp_path / "logs"
+    args = tiny_run_args("ppo", "lattice", log_dir, steps=1280)
+    args[args.index("--save-freq") + 1] = "300"  # off the rollout grid: checkpoints at 320, 640, 960, 1280
+    args[args.index("--eval-freq") + 1] = "200"
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env={**os.environ, "MUJOCO_GL": "egl"},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_320_steps.zip")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    run_dir = only_run_dir(log_dir)
+    assert not (run_dir / "summary.yml").exists(), "the run finished before it was interrupted: raise its budget"
+    assert proc.returncode == 130 and "interrupted" in stdout
+
+    def saved() -> list[int]:
+        return sorted(checkpoint_steps(p) for p in (run_dir / "checkpoints").glob("rl_model_*_steps.zip"))
+
+    # at the first rollout start past 300 (and, if Ctrl-C came while collecting, at that rollout's start)
+    assert saved()[0] == 320 and all(steps % 64 == 0 for steps in saved()), saved()
+    result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = load_yaml(run_dir / "summary.yml")
+    assert summary["timesteps"] == 1280 and summary["final_eval"]["timesteps"] == 1280
+    assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [*range(200, 1201, 200), 1280]
+    assert {640, 960, 1216} <= set(saved()) and all(steps % 64 == 0 for steps in saved()), saved()
 
 
 def test_resolved_config_reproduces_the_run(tmp_path):
