@@ -186,8 +186,9 @@ def interval(values: np.ndarray, statistic: str = "mean") -> tuple[float, float,
 
 
 def last_evaluations(evaluations: pd.DataFrame) -> pd.DataFrame:
-    """Each run's last evaluation (one row per run)."""
-    return evaluations.sort_values("timesteps").groupby("run").tail(1)
+    """Each run's last evaluation (one row per run), ordered by run folder: the bootstrap resamples seeds by
+    position, so a group's interval must not depend on which other runs are in the report."""
+    return evaluations.sort_values(["run", "timesteps"]).groupby("run").tail(1)
 
 
 def final_table(finals: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from lattice.report import interval
+from lattice.report import comparison_table, interval, last_evaluations
 from tests.test_cli import ROOT, tiny_run_args
 
 PLOT = str(ROOT / "experiments" / "plot.py")
@@ -154,6 +154,24 @@ def test_interval_mean_and_iqm():
     iqm, low, high = interval(values, "iqm")
     assert iqm == pytest.approx(2.0) and low <= iqm <= high  # the middle 50%: [1, 2, 3]
     assert np.isnan(interval(np.array([4.0]))[1])  # one seed: no interval
+
+
+def test_intervals_do_not_depend_on_the_order_of_the_evaluations():
+    """The bootstrap resamples seeds by position: the same runs must give the same intervals however their
+    evaluations arrive (e.g. with other sweeps' runs mixed in)."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {"run": f"{noise}_{seed}", "env": "e", "algo": "ppo", "noise": noise, "timesteps": t, "return": rng.normal()}
+        for noise in ("lattice", "isotropic")
+        for seed in range(5)
+        for t in (100, 200)
+    ]
+    evaluations = pd.DataFrame(rows)
+    expected = comparison_table(last_evaluations(evaluations))
+    assert np.isfinite(expected[["return_low", "return_high"]].to_numpy()).all()
+    for permutation in range(3):
+        shuffled = evaluations.sample(frac=1.0, random_state=permutation)
+        pd.testing.assert_frame_equal(comparison_table(last_evaluations(shuffled)), expected)
 
 
 def test_no_runs_exits_2(tmp_path):
