@@ -58,8 +58,8 @@ def make_step(noise: str, batch: int, latent_dim: int, action_dim: int) -> Calla
     return sde_step
 
 
-def measure(steps: dict[str, Callable[[], None]], rounds: int, min_time: float) -> dict[str, float]:
-    """Median seconds per step of each closure, the closures interleaved round by round."""
+def measure(steps: dict[str, Callable[[], None]], rounds: int, min_time: float) -> dict[str, list[float]]:
+    """Seconds per step of each closure in every round, the closures interleaved round by round."""
     per_round: dict[str, int] = {}
     for name, step in steps.items():  # warm up and size each round to about ``min_time`` seconds
         step()
@@ -75,7 +75,13 @@ def measure(steps: dict[str, Callable[[], None]], rounds: int, min_time: float) 
             for _ in range(per_round[name]):
                 step()
             samples[name].append((time.perf_counter() - start) / per_round[name])
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return samples
+
+
+def ratio(samples: dict[str, list[float]], name: str, baseline: str = "gsde") -> float:
+    """Median over rounds of the time ratio to ``baseline`` within each round: a round's closures ran back to back,
+    so a slow spell of the machine mostly cancels in the ratio."""
+    return statistics.median(t / b for t, b in zip(samples[name], samples[baseline], strict=True))
 
 
 def main() -> None:
@@ -94,8 +100,8 @@ def main() -> None:
     print("|---" * (len(NOISES) + 1) + "|")
     for action_dim in args.actions:
         steps = {noise: make_step(noise, args.batch, args.latent, action_dim) for noise in NOISES}
-        times = measure(steps, args.rounds, args.min_time)
-        cells = [f"{1e3 * times[noise]:.2f} ms ({times[noise] / times['gsde']:.2f}×)" for noise in NOISES]
+        samples = measure(steps, args.rounds, args.min_time)
+        cells = [f"{1e3 * statistics.median(samples[noise]):.2f} ms ({ratio(samples, noise):.2f}×)" for noise in NOISES]
         print(f"| {action_dim} | " + " | ".join(cells) + " |", flush=True)
 
 

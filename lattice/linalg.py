@@ -13,9 +13,11 @@ This module computes both, exactly, with hand-written backward passes (``torch.a
 * ``lowrank_terms`` (general u, v per sample; Lattice with ``full_std=True`` and the non-state-dependent
   variant): the lower triangles of all Σ_b come from one matrix product over the samples (about batch·d·n²/2
   multiply-adds; from ``DENSE_FROM_N`` actions on, plain dense products, which avoid large gathers), Σ is
-  factorised by a batched Cholesky, and the gradient is the closed form of the Gaussian log-density,
+  factorised by a batched Cholesky (on a CPU by the kernel of ``lattice.spd``, vectorised across the samples;
+  elsewhere by torch), and the gradient is the closed form of the Gaussian log-density,
   ∂/∂Σ [−½ log det Σ − ½ rᵀΣ⁻¹r] = ½(Σ⁻¹rrᵀΣ⁻¹ − Σ⁻¹), instead of autograd through the Cholesky factorisation
-  (about 4× the factorisation's own cost on a CPU). Large batches of large Σ go through in chunks of samples.
+  (about 4× the factorisation's own cost on a CPU). Its rank-one part is never formed per sample. Large batches
+  go through in chunks of samples.
 * ``scalar_lowrank_terms`` (u = s·1, v = t·1, one scalar each per sample; Lattice with ``full_std=False``):
   Σ = α² s WWᵀ + t I. One eigendecomposition WWᵀ = Q Λ Qᵀ serves the whole batch, since then
   Σ = Q diag(α² s λ + t) Qᵀ for every sample. The backward pass is written in the eigenbasis and never
@@ -32,9 +34,12 @@ raises ``ValueError``. No NaN is ever passed on silently.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch as th
+
+from lattice.spd import BLOCK, factorise_packed_
 
 # Relative diagonal jitters tried, in order, when a covariance is not numerically positive definite.
 JITTERS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -105,9 +110,95 @@ CHUNK_ENTRIES = 1 << 21
 DENSE_FROM_N = 192
 
 
-def _chunks(n_sigma: int, n: int) -> list[slice]:
-    size = max(1, CHUNK_ENTRIES // (n * n))
+_scratch = threading.local()
+# Largest workspace buffer kept (three are used: n(n+1)/2 × d each, 0.8 MB at n = 39, d = 256 in float32).
+WORKSPACE_BYTES = 8 << 20
+
+
+def _workspace(name: str, shape: tuple[int, ...], like: th.Tensor) -> th.Tensor:
+    """A buffer kept between calls (per thread) for a temporary that does not outlive the call. Temporaries of
+    about a megabyte are otherwise handed back to the system by glibc's allocator after every step and page-faulted
+    in afresh at the next (measured: ~300 faults per Lattice-SAC gradient step at n = 39, as much time as the kernel
+    that factorises Σ)."""
+    numel = th.Size(shape).numel()
+    if numel * like.element_size() > WORKSPACE_BYTES:  # rare and large: its arithmetic dwarfs the page faults
+        return like.new_empty(shape)
+    buffers: dict[str, th.Tensor] = getattr(_scratch, "buffers", None) or {}
+    _scratch.buffers = buffers
+    buffer = buffers.get(name)
+    if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
+        buffer = buffers[name] = like.new_empty(numel)
+    return buffer[:numel].view(shape)
+
+
+def _products(W: th.Tensor, rows: th.Tensor, cols: th.Tensor) -> th.Tensor:
+    """K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d), in a workspace buffer."""
+    K = th.index_select(W, 0, rows, out=_workspace("K", (len(rows), W.shape[1]), W))
+    return K.mul_(th.index_select(W, 0, cols, out=_workspace("gather", K.shape, K)))
+
+
+def _chunks(n_sigma: int, n: int, max_size: int) -> list[slice]:
+    size = max(1, min(max_size, CHUNK_ENTRIES // (n * n)))
     return [slice(start, min(start + size, n_sigma)) for start in range(0, n_sigma, size)]
+
+
+def _use_kernel(sigma_t: th.Tensor) -> bool:
+    """Whether the packed triangles ``sigma_t`` go through the batched CPU kernel of ``lattice.spd`` (else LAPACK or
+    the accelerator's solver, through torch)."""
+    return sigma_t.device.type == "cpu" and sigma_t.dtype in (th.float32, th.float64) and sigma_t.shape[1] > 1
+
+
+def _dense_terms(sigma: th.Tensor, r: th.Tensor, want_inverse: bool) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    """log det Σ, y = Σ⁻¹ r and (if ``want_inverse``) Σ⁻¹ from dense covariances (only their lower triangles are
+    read), through torch's batched Cholesky factorisation. One Σ (first dimension 1) serves every row of r."""
+    L = safe_cholesky(sigma)
+    logdet = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    if not want_inverse:
+        if len(L) == 1:  # a shared Σ: all residuals at once, as columns of one right-hand side
+            return logdet, th.cholesky_solve(r.T.unsqueeze(0), L)[0].T, None
+        return logdet, th.cholesky_solve(r.unsqueeze(-1), L).squeeze(-1), None
+    # The backward pass needs Σ⁻¹: form it and multiply for y = Σ⁻¹ r, instead of a triangular solve now and the
+    # inverse later. LAPACK returns Σ⁻¹ column-major; it is symmetric, so its transpose is the same matrix, contiguous.
+    inverse = th.cholesky_inverse(L).mT
+    y = r @ inverse[0] if len(L) == 1 else th.matmul(r.unsqueeze(1), inverse).squeeze(1)
+    return logdet, y, inverse
+
+
+def _packed_terms(
+    K: th.Tensor,
+    u: th.Tensor,
+    v: th.Tensor,
+    r: th.Tensor,
+    want_inverse: bool,
+    flat: th.Tensor,
+    weights: th.Tensor,
+) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    """``_dense_terms`` for Σ_b = K u_bᵀ + diag(v_b), whose lower triangles, packed, are the columns of K uᵀ
+    (n(n+1)/2 × c). Σ⁻¹ is returned the same way, its entries times ``weights`` (off-diagonal ones doubled): the form
+    in which a symmetric matrix contracts with another, ⟨A, B⟩ = Σ_{k≥l} weight_kl A_kl B_kl."""
+    n = v.shape[1]
+
+    def unpack(columns: th.Tensor, diagonals: th.Tensor) -> th.Tensor:
+        # scatter the lower triangles (the upper stays zero: the Cholesky factorisation reads the lower)
+        sigma = columns.new_zeros(columns.shape[1], n * n).index_copy_(1, flat, columns.T).view(-1, n, n)
+        sigma.diagonal(dim1=-2, dim2=-1).add_(diagonals)
+        return sigma
+
+    sigma_t = K @ u.T
+    if not _use_kernel(sigma_t):
+        logdet, y, inverse = _dense_terms(unpack(sigma_t, v), r, want_inverse)
+        if inverse is None:
+            return logdet, y, None
+        return logdet, y, inverse.reshape(-1, n * n).index_select(1, flat).T.mul_(weights[:, None])
+    logdet, y_t, info = factorise_packed_(sigma_t, v.T, r.T, want_inverse)  # Σ⁻¹ now in sigma_t
+    failed = (info > 0).nonzero().squeeze(1)
+    if len(failed) > 0:  # not numerically positive definite, or not finite: the jittering path decides for those
+        sigma_f = unpack(K @ u[failed].T, v[failed])
+        logdet_f, y_f, inverse_f = _dense_terms(sigma_f, r[failed], want_inverse)
+        logdet[failed], y_t[:, failed] = logdet_f, y_f.T
+        if inverse_f is not None:
+            sigma_t[:, failed] = inverse_f.reshape(-1, n * n)[:, flat].T
+    return logdet, y_t.T, sigma_t.mul_(weights[:, None]) if want_inverse else None
 
 
 class _LowRankTerms(th.autograd.Function):
@@ -123,45 +214,41 @@ class _LowRankTerms(th.autograd.Function):
         rows, cols, flat, weights = _tril_layout(n, W.device)
         K = None
         if n < DENSE_FROM_N:
-            # K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d): the lower triangle of every
-            # α² W diag(u_b) Wᵀ is then one matrix product for a whole chunk of samples, (α² u) Kᵀ.
-            K = W.index_select(0, rows).mul_(W.index_select(0, cols))
+            # K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d): the lower triangles of all
+            # α² W diag(u_b) Wᵀ of a chunk of samples are then one matrix product, K (α² u)ᵀ, one sample per column.
+            K = _products(W, rows, cols)
         logdet = W.new_empty(n_sigma)
-        # When gradients are needed the backward pass needs Σ⁻¹: form it here and multiply for y = Σ⁻¹ r,
-        # instead of a triangular solve now and the inverse later. It is kept per chunk, and only its lower
-        # triangle (m entries per sample) where the backward pass works on triangles.
+        # When gradients are needed, Σ⁻¹ is kept per chunk for the backward pass: dense where Σ is, else its weighted
+        # lower triangles as columns (m × samples), the form and layout the backward pass's matrix products read.
         inverses: list[th.Tensor] = []
         y = th.empty_like(r)
-        for chunk in _chunks(n_sigma, n):
+        # The batched CPU kernel takes at most BLOCK samples at a time (lattice.spd).
+        chunks = _chunks(n_sigma, n, BLOCK if K is not None and W.device.type == "cpu" else n_sigma)
+        for chunk in chunks:
+            r_chunk = r if n_sigma == 1 else r[chunk]
             if K is None:  # dense: one product (chunk·n × d) @ (d × n)
                 sigma = ((W * u_all[chunk].unsqueeze(1)).reshape(-1, d) @ W.T).view(-1, n, n)
-            else:  # scatter the lower triangles (the upper stays zero: the Cholesky factorisation reads the lower)
-                sigma_tril = u_all[chunk] @ K.T
-                sigma = W.new_zeros(len(sigma_tril), n * n).index_copy_(1, flat, sigma_tril).view(-1, n, n)
-            sigma.diagonal(dim1=-2, dim2=-1).add_(v_all[chunk])  # + diag(v)
-            L = safe_cholesky(sigma)
-            logdet[chunk] = 2.0 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-            if not covariance_grad:
-                if n_sigma == 1:  # a shared Σ: all residuals at once, as columns of one right-hand side
-                    y = th.cholesky_solve(r.T.unsqueeze(0), L)[0].T
-                else:
-                    y[chunk] = th.cholesky_solve(r[chunk].unsqueeze(-1), L).squeeze(-1)
-                continue
-            # LAPACK returns Σ⁻¹ column-major; Σ⁻¹ is symmetric, so its transpose is the same matrix, contiguous.
-            inverse = th.cholesky_inverse(L).mT
+                sigma.diagonal(dim1=-2, dim2=-1).add_(v_all[chunk])  # + diag(v)
+                logdet[chunk], y_chunk, inverse = _dense_terms(sigma, r_chunk, covariance_grad)
+            else:
+                logdet[chunk], y_chunk, inverse = _packed_terms(
+                    K, u_all[chunk], v_all[chunk], r_chunk, covariance_grad, flat, weights
+                )
             if n_sigma == 1:
-                y = r @ inverse[0]
-            else:  # yᵀ = rᵀ Σ⁻¹, one small product per sample
-                y[chunk] = th.matmul(r[chunk].unsqueeze(1), inverse).squeeze(1)
-            inverses.append(inverse if K is None else inverse.reshape(-1, n * n).index_select(1, flat))
+                y = y_chunk
+            else:
+                y[chunk] = y_chunk
+            if inverse is not None:
+                inverses.append(inverse)
         quad = (r * y).sum(-1)
-        ctx.save_for_backward(W, u, v, y, K, rows, cols, flat, weights, *inverses)
-        ctx.alpha = alpha
+        ctx.save_for_backward(W, u, v, y, rows, cols, *inverses)
+        ctx.alpha, ctx.chunks, ctx.triangle = alpha, chunks, K is not None
         return logdet.expand(r.shape[0]).clone(), quad
 
     @staticmethod
     def backward(ctx: Any, g_logdet: th.Tensor, g_quad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        W, u, v, y, K, rows, cols, flat, weights, *inverses = ctx.saved_tensors
+        W, u, v, y, rows, cols, *inverses = ctx.saved_tensors
+        K = _products(W, rows, cols) if ctx.triangle else None  # recomputed: cheaper than keeping it
         alpha = ctx.alpha
         n_sigma, (n, d) = max(u.shape[0], v.shape[0]), W.shape
         grad_r = (2.0 * g_quad[:, None]) * y if ctx.needs_input_grad[0] else None
@@ -177,9 +264,9 @@ class _LowRankTerms(th.autograd.Function):
         grad_v = W.new_empty(n_sigma, n)
         need_W = ctx.needs_input_grad[1]
         # dense: Σ_b G_b W diag(u_b), accumulated (n × d); triangle: C_j = Σ_b u_b[j] G_b by its lower triangle (m × d)
-        acc = (W.new_zeros(n, d) if K is None else W.new_zeros(K.shape)) if need_W else None
+        acc = W.new_zeros(n, d) if need_W and K is None else None
         diagonal = (rows == cols).nonzero().squeeze(1)  # where the diagonal entries sit in a lower triangle
-        for chunk, inverse in zip(_chunks(n_sigma, n), inverses, strict=True):
+        for chunk, inverse in zip(ctx.chunks, inverses, strict=True):
             if K is None:  # dense: G_b W for the chunk in one product, then w_jᵀ (G_b W)_j
                 if n_sigma == 1:
                     G = (inverse[0] * g_logdet.sum()).addmm_(y_scaled.T, y).unsqueeze(0)
@@ -193,18 +280,28 @@ class _LowRankTerms(th.autograd.Function):
                 if acc is not None:
                     acc += (GW * u_all[chunk].unsqueeze(1)).sum(0)
                 continue
-            # triangle: the lower triangle of G, entry (k, l) = g_logdet Σ⁻¹[k, l] − g_quad y[k] y[l]
-            if n_sigma == 1:
-                G_tril = (inverse * g_logdet.sum()).add_((y_scaled.T @ y).reshape(1, -1).index_select(1, flat))
-            else:
-                G_tril = (inverse * g_logdet[chunk, None]).addcmul_(
-                    y_scaled[chunk].index_select(1, rows), y[chunk].index_select(1, cols)
-                )
-            grad_v[chunk] = G_tril.index_select(1, diagonal)
-            G_tril.mul_(weights)  # off-diagonal entries counted twice (each is (k, l) and (l, k))
-            th.matmul(G_tril, K, out=grad_u[chunk])
-            if acc is not None:
-                acc.addmm_(G_tril.T, u_all[chunk])
+            # triangle, one sample per column: the g_logdet Σ⁻¹ part of G (its rank-one part follows the loop), with Σ⁻¹
+            # weighted, so that w_jᵀ Σ⁻¹ w_j = Σ_{k≥l} weight_kl Σ⁻¹[k, l] K[(k, l), j], a matrix product
+            g = (g_logdet.sum() if n_sigma == 1 else g_logdet[chunk]).reshape(-1, 1)
+            grad_v[chunk] = inverse.index_select(0, diagonal).T * g
+            th.matmul(inverse.T, K, out=grad_u[chunk]).mul_(g)
+            if need_W:
+                if acc is None:  # C_j, the first chunk's share
+                    acc = th.matmul(inverse, u_all[chunk] * g, out=_workspace("C", K.shape, K))
+                else:
+                    acc.addmm_(inverse, u_all[chunk] * g)
+        rank1_W = None
+        if K is not None:
+            # The rank-one part −g_quad y yᵀ of G, never formed: w_jᵀ(y yᵀ)w_j = (yᵀw_j)², its diagonal is y∘y, and
+            # its term of Σ_b G_b W diag(u_b) is Σ_b (−g_quad_b) y_b (y_bᵀW ∘ u_b), one (n × batch)(batch × d) product.
+            yW = y @ W
+            rank1_u, rank1_v = yW.square().mul_(-g_quad[:, None]), y.square().mul_(-g_quad[:, None])
+            if n_sigma == 1:  # Σ shared by the batch: sum over the samples
+                rank1_u, rank1_v = rank1_u.sum(0, keepdim=True), rank1_v.sum(0, keepdim=True)
+            grad_u.add_(rank1_u)
+            grad_v.add_(rank1_v)
+            if need_W:
+                rank1_W = y_scaled.T @ yW.mul_(u.expand(len(y), -1))
         grad_u.mul_(alpha**2)
         if u.shape[0] == 1 and n_sigma > 1:
             grad_u = grad_u.sum(0, keepdim=True)
@@ -216,8 +313,11 @@ class _LowRankTerms(th.autograd.Function):
         elif acc is not None:
             # Column j of ∂/∂W is 2α² C_j w_j. Entry (k, l) of C_j adds C_j[k,l]·W[l,j] to row k and C_j[k,l]·W[k,j]
             # to row l (the diagonal, weighted 1, gets both): hence α², not 2α².
-            grad_W = th.zeros_like(W).index_add_(0, rows, W.index_select(0, cols).mul_(acc))
-            grad_W.index_add_(0, cols, acc.mul_(W.index_select(0, rows))).mul_(alpha**2)
+            rows_of_W = th.index_select(W, 0, cols, out=_workspace("gather", acc.shape, acc)).mul_(acc)
+            grad_W = th.zeros_like(W).index_add_(0, rows, rows_of_W)
+            grad_W.index_add_(0, cols, th.index_select(W, 0, rows, out=rows_of_W).mul_(acc))  # same buffer, reused
+            assert rank1_W is not None
+            grad_W.add_(rank1_W, alpha=2.0).mul_(alpha**2)
         return (
             grad_r,
             grad_W,

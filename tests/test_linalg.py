@@ -25,14 +25,21 @@ def weighted_sum_and_grads(fn, inputs, g_logdet, g_quad):
 @pytest.mark.parametrize("n,d", [(3, 5), (6, 4), (1, 3)])  # n > d: W Wᵀ is rank-deficient
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.7, 1.0])
-@pytest.mark.parametrize("mode", ["triangle", "triangle-chunked", "dense-chunked"])
+@pytest.mark.parametrize(
+    "mode", ["triangle", "triangle-chunked", "triangle-blocks", "triangle-lapack", "dense-chunked"]
+)
 def test_lowrank_terms_match_dense(
     n: int, d: int, shared: bool, alpha: float, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every assembly the implementation picks by size: the lower-triangle products (small n) and the dense
-    products (large n), with the batch in one piece or in chunks of a few samples."""
+    products (large n), with the batch in one piece or in chunks of a few samples; the triangles factorised by the
+    batched CPU kernel (in one call, or in calls of 4 samples) or, as on a GPU, by torch's batched Cholesky."""
     if mode.endswith("chunked"):
         monkeypatch.setattr(linalg, "CHUNK_ENTRIES", 2 * n * n)
+    if mode.endswith("blocks"):
+        monkeypatch.setattr(linalg, "BLOCK", 4)  # batch 6: calls of 4 and 2 samples
+    if mode.endswith("lapack"):
+        monkeypatch.setattr(linalg, "_use_kernel", lambda sigma_t: False)
     if mode.startswith("dense"):
         monkeypatch.setattr(linalg, "DENSE_FROM_N", 1)
     gen = th.Generator().manual_seed(n * 10 + d)
@@ -118,11 +125,33 @@ def test_safe_cholesky_only_jitters_failing_samples() -> None:
     assert (L[1].diagonal() > 0).all()
 
 
+def test_kernel_fallback_matches_torch_path_on_singular_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Samples the batched kernel reports as not positive definite get the jittered factorisation of the torch
+    path, values and gradients, and the others are untouched by it."""
+    gen = th.Generator().manual_seed(11)
+    W = th.randn(4, 3, generator=gen, dtype=th.float64, requires_grad=True)
+    u = th.rand(5, 3, generator=gen, dtype=th.float64)
+    u[1] = 0.0  # Σ_1 = 0
+    u[3, :2] = 0.0  # Σ_3 of rank 1
+    v = (0.3 + th.rand(5, 4, generator=gen, dtype=th.float64)) * th.tensor([1.0, 0.0, 1.0, 0.0, 1.0])[:, None]
+    r = th.randn(5, 4, generator=gen, dtype=th.float64)
+    inputs = (r.requires_grad_(), W, u.requires_grad_(), v.requires_grad_())
+    g = th.randn(5, generator=gen, dtype=th.float64)
+    kernel = weighted_sum_and_grads(lowrank_terms, inputs, g, g)
+    monkeypatch.setattr(linalg, "_use_kernel", lambda sigma_t: False)
+    torch_path = weighted_sum_and_grads(lowrank_terms, inputs, g, g)
+    assert th.isfinite(kernel[0]).all() and th.isfinite(kernel[1]).all()
+    for a, b in zip((*kernel[:2], *kernel[2]), (*torch_path[:2], *torch_path[2]), strict=True):
+        th.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_non_finite_covariance_raises_clear_error(bad: float) -> None:
+@pytest.mark.parametrize("batch", [1, 2])  # 2: through the batched kernel, which reports the sample
+def test_non_finite_covariance_raises_clear_error(bad: float, batch: int) -> None:
     W = th.randn(3, 2)
+    u = th.tensor([[bad, 1.0], [1.0, 1.0]])[:batch]
     with pytest.raises(ValueError, match="Non-finite"):
-        lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad, 1.0]]), th.ones(1, 3))
+        lowrank_terms(th.zeros(batch, 3), W, u, th.ones(batch, 3))
     with pytest.raises(ValueError, match="Non-finite"):
         scalar_lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad]]), th.ones(1, 1))
 
@@ -160,8 +189,10 @@ def test_mixed_shared_and_per_sample_variances(batched: str) -> None:
 
 def test_jitter_is_the_smallest_that_works() -> None:
     """A rank-deficient Σ gets exactly JITTERS[0]·mean(diag Σ)·I, the first jitter tried."""
-    A = th.randn(4, 2, dtype=th.float64)
-    sigma = A @ A.T  # rank 2 of 4: not positive definite
+    # rank 2 of 4, in exact arithmetic: the third pivot is exactly 0 (a random rank-deficient Σ sometimes passes the
+    # factorisation with a rounding-error pivot, and then gets no jitter)
+    A = th.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]], dtype=th.float64)
+    sigma = A @ A.T
     L = safe_cholesky(sigma.unsqueeze(0))[0]
     expected = sigma + linalg.JITTERS[0] * sigma.diagonal().mean() * th.eye(4, dtype=th.float64)
     th.testing.assert_close(L @ L.T, expected)
