@@ -7,7 +7,7 @@ import torch as th
 from stable_baselines3.common.distributions import StateDependentNoiseDistribution
 from torch.distributions import MultivariateNormal
 
-from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
+from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution, _ClippedExp
 
 D_LATENT, N_ACT = 6, 3
 
@@ -179,6 +179,7 @@ def test_log_std_gradient_through_the_likelihood_matches_dense_autograd() -> Non
         net, log_std = dist.proba_distribution_net(d, log_std_init=-0.2)
         net.double()
         log_std.data = log_std.data.double() + 0.3 * th.randn_like(log_std, dtype=th.float64)
+        log_std.data[0, :2] = th.tensor([-8.0, 2.0])  # beyond both ends of the clip: no gradient there
         x = th.randn(5, d, dtype=th.float64)
         actions = net(x).detach() + 0.3 * th.randn(5, N_ACT, dtype=th.float64)
         dist.proba_distribution(net(x), log_std, x)
@@ -187,6 +188,20 @@ def test_log_std_gradient_through_the_likelihood_matches_dense_autograd() -> Non
         ref = th.autograd.grad(dense.log_prob(actions).sum(), [net.weight, log_std])
         for a, b in zip(ours, ref, strict=True):
             th.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0])
+def test_clipped_exponential_matches_the_chain_of_torch_ops(k: float) -> None:
+    """σ = exp(clamp(l) − c) and σ² in one autograd node: values and gradients as clamp, shift, scale and exp,
+    inside the clip, outside it and on its bounds (where torch's clamp passes the gradient)."""
+    l_min, l_max, shift = math.log(1e-3), math.log(2.0), 0.5 * math.log(64)
+    values = [l_min - 1.0, l_min, -1.0, 0.0, l_max, l_max + 0.5]
+    log_std = th.tensor(values, dtype=th.float64, requires_grad=True)
+    grad = th.linspace(0.5, 2.0, len(values), dtype=th.float64)
+    ours = _ClippedExp.apply(log_std, l_min, l_max, shift, k)
+    ref = th.exp(k * (log_std.clamp(l_min, l_max) - shift))
+    th.testing.assert_close(ours, ref)
+    th.testing.assert_close(th.autograd.grad(ours, log_std, grad)[0], th.autograd.grad(ref, log_std, grad)[0])
 
 
 def test_float32_matches_float64() -> None:
