@@ -34,6 +34,7 @@ raises ``ValueError``. No NaN is ever passed on silently.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -89,13 +90,15 @@ def safe_cholesky(sigma: th.Tensor) -> th.Tensor:
     return L
 
 
-def _tril_layout(n: int, device: th.device) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+@functools.lru_cache(maxsize=32)
+def _tril_layout(n: int, device: th.device) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """Lower-triangle bookkeeping for n×n matrices: row and column of each of the m = n(n+1)/2 entries
-    (row-major), their flat positions k·n + l, and their weight (1 on the diagonal, 2 off it: an off-diagonal
-    entry of a symmetric matrix stands for both (k, l) and (l, k))."""
+    (row-major), their flat positions k·n + l, their weight (1 on the diagonal, 2 off it: an off-diagonal entry of a
+    symmetric matrix stands for both (k, l) and (l, k)), and where the diagonal entries sit. Cached: read-only."""
     rows, cols = th.tril_indices(n, n, device=device)
     weights = th.where(rows == cols, 1.0, 2.0)
-    return rows, cols, rows * n + cols, weights
+    diagonal = th.arange(n, device=device) * (th.arange(n, device=device) + 3) // 2  # i(i+1)/2 + i
+    return rows, cols, rows * n + cols, weights, diagonal
 
 
 # Samples per chunk: about this many matrix entries (n² per sample) at a time. Temporaries of that size
@@ -191,8 +194,8 @@ def _packed_terms(
             return logdet, y, None
         return logdet, y, inverse.reshape(-1, n * n).index_select(1, flat).T.mul_(weights[:, None])
     logdet, y_t, info = factorise_packed_(sigma_t, v.T, r.T, want_inverse)  # Σ⁻¹ now in sigma_t
-    failed = (info > 0).nonzero().squeeze(1)
-    if len(failed) > 0:  # not numerically positive definite, or not finite: the jittering path decides for those
+    if bool(info.any()):  # not numerically positive definite, or not finite: the jittering path decides for those
+        failed = (info > 0).nonzero().squeeze(1)
         sigma_f = unpack(K @ u[failed].T, v[failed])
         logdet_f, y_f, inverse_f = _dense_terms(sigma_f, r[failed], want_inverse)
         logdet[failed], y_t[:, failed] = logdet_f, y_f.T
@@ -211,7 +214,7 @@ class _LowRankTerms(th.autograd.Function):
         n, d = W.shape
         n_sigma = max(u.shape[0], v.shape[0])  # 1 when Σ is shared by the batch
         u_all, v_all = (alpha**2 * u).expand(n_sigma, -1), v.expand(n_sigma, -1)
-        rows, cols, flat, weights = _tril_layout(n, W.device)
+        rows, cols, flat, weights, _ = _tril_layout(n, W.device)
         K = None
         if n < DENSE_FROM_N:
             # K[(k, l), j] = W[k, j]·W[l, j] over the lower triangle (m × d): the lower triangles of all
@@ -265,7 +268,7 @@ class _LowRankTerms(th.autograd.Function):
         need_W = ctx.needs_input_grad[1]
         # dense: Σ_b G_b W diag(u_b), accumulated (n × d); triangle: C_j = Σ_b u_b[j] G_b by its lower triangle (m × d)
         acc = W.new_zeros(n, d) if need_W and K is None else None
-        diagonal = (rows == cols).nonzero().squeeze(1)  # where the diagonal entries sit in a lower triangle
+        diagonal = _tril_layout(n, W.device)[4]  # where the diagonal entries sit in a lower triangle
         for chunk, inverse in zip(ctx.chunks, inverses, strict=True):
             if K is None:  # dense: G_b W for the chunk in one product, then w_jᵀ (G_b W)_j
                 if n_sigma == 1:
