@@ -61,6 +61,14 @@ class _ClippedExp(th.autograd.Function):
         return grad * derivative, None, None, None, None
 
 
+def _clipped_exp(log_std: th.Tensor, l_min: float, l_max: float, shift: float, k: float) -> th.Tensor:
+    """exp(k·(clamp(l, l_min, l_max) − c)), through ``_ClippedExp`` when a gradient will flow, else directly (e.g.
+    in rollouts, under ``th.no_grad()``)."""
+    if th.is_grad_enabled() and log_std.requires_grad:
+        return _ClippedExp.apply(log_std, l_min, l_max, shift, k)
+    return th.exp2(log_std.clamp(l_min, l_max).mul_(k * LOG2_E).sub_(k * shift * LOG2_E))
+
+
 class _LatticeGaussian:
     """What both Lattice distributions share: the Gaussian N(μ, Σ), Σ = α² W diag(u) Wᵀ + diag(v).
 
@@ -257,13 +265,13 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
             # expln(l) = exp(l) for l <= 0, log1p(l) + 1 for l > 0 (gSDE paper), exactly: each branch sees only its
             # own half-line, so neither can overflow or give a NaN gradient (SB3 instead adds ε inside log1p).
             return th.where(log_sigma <= 0, th.exp(log_sigma.clamp_max(0.0)), th.log1p(log_sigma.clamp_min(0.0)) + 1.0)
-        return _ClippedExp.apply(log_std, log_min, log_max, shift, 1.0)
+        return _clipped_exp(log_std, log_min, log_max, shift, 1.0)
 
     def _variance(self, log_std: th.Tensor) -> th.Tensor:
         """σ² in the shape of ``log_std``: exp(2 log σ), one exponential (or expln², with ``use_expln``)."""
         if self.use_expln:
             return self._std(log_std).square()
-        return _ClippedExp.apply(log_std, *self._log_std_bounds(), 2.0)
+        return _clipped_exp(log_std, *self._log_std_bounds(), 2.0)
 
     def _split_std(self, std: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """(σ of P_x, σ of P_a), each broadcastable to its matrix: with ``full_std`` one std per entry (columns
