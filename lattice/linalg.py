@@ -121,8 +121,8 @@ WORKSPACE_BYTES = 8 << 20
 def _workspace(name: str, shape: tuple[int, ...], like: th.Tensor) -> th.Tensor:
     """A buffer kept between calls (per thread) for a temporary that does not outlive the call. Temporaries of
     about a megabyte are otherwise handed back to the system by glibc's allocator after every step and page-faulted
-    in afresh at the next (measured: ~300 faults per Lattice-SAC gradient step at n = 39, as much time as the kernel
-    that factorises Σ)."""
+    in afresh at the next (measured: a few hundred faults per Lattice-SAC gradient step at n = 39, as much time as
+    the kernel that factorises Σ)."""
     numel = th.Size(shape).numel()
     if numel * like.element_size() > WORKSPACE_BYTES:  # rare and large: its arithmetic dwarfs the page faults
         return like.new_empty(shape)
