@@ -2,10 +2,11 @@
 
     python benchmarks/distribution_speed.py [--batch 256] [--latent 256] [--actions 8 39 63 80 290]
 
-Every noise runs in the same process, interleaved round by round, and the median round is reported, so the
-ratios hold on a shared, noisy machine. One step is what a SAC gradient step asks of the distribution: draw the
-noise matrices (``reset_noise``), build the distribution for a batch of latent features, sample actions with
-the reparametrisation trick, evaluate their log-probability and back-propagate.
+Every noise runs in the same process, interleaved round by round; each time is the median over rounds and each
+ratio the median over rounds of the ratio within a round, so the ratios hold on a shared, noisy machine. One step
+is what a SAC gradient step asks of the distribution: draw the noise matrices (``reset_noise``), build the
+distribution for a batch of latent features, sample actions with the reparametrisation trick, evaluate their
+log-probability and back-propagate.
 """
 
 from __future__ import annotations

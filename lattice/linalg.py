@@ -126,8 +126,7 @@ def _workspace(name: str, shape: tuple[int, ...], like: th.Tensor) -> th.Tensor:
     numel = th.Size(shape).numel()
     if numel * like.element_size() > WORKSPACE_BYTES:  # rare and large: its arithmetic dwarfs the page faults
         return like.new_empty(shape)
-    buffers: dict[str, th.Tensor] = getattr(_scratch, "buffers", None) or {}
-    _scratch.buffers = buffers
+    buffers: dict[str, th.Tensor] = _scratch.__dict__.setdefault("buffers", {})
     buffer = buffers.get(name)
     if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
         buffer = buffers[name] = like.new_empty(numel)
