@@ -333,8 +333,12 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         return th.cat(self._matrices(False, self._weights_std)[:2], dim=-1)
 
     @exploration_mat.setter
-    def exploration_mat(self, value: th.Tensor) -> None:
-        """Replace the shared draw by a given [P_x | P_a] (for experiments and tests; no std_reg term then)."""
+    def exploration_mat(self, value: th.Tensor | None) -> None:
+        """Replace the shared draw by a given [P_x | P_a] (for experiments and tests; no std_reg term then).
+        ``None`` forgets the draw (SB3 < 2.2 assigns it in its constructor)."""
+        if value is None:
+            self._shared_mats = None
+            return
         d = self.latent_sde_dim
         self._shared_mats = (value[..., :d], value[..., d:], None)
 
@@ -345,8 +349,11 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         return th.cat(self._matrices(True, self._weights_std)[:2], dim=-1)
 
     @exploration_matrices.setter
-    def exploration_matrices(self, value: th.Tensor) -> None:
-        """Replace the per-env draws by given [P_x | P_a] matrices (no std_reg term then)."""
+    def exploration_matrices(self, value: th.Tensor | None) -> None:
+        """Replace the per-env draws by given [P_x | P_a] matrices (no std_reg term then); ``None`` forgets them."""
+        if value is None:
+            self._env_mats = None
+            return
         d = self.latent_sde_dim
         self._env_mats = (value[..., :d], value[..., d:], None)
 

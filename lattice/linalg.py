@@ -40,6 +40,7 @@ from typing import Any
 
 import torch as th
 
+from lattice import spd
 from lattice.spd import BLOCK, factorise_packed_
 
 # Relative diagonal jitters tried, in order, when a covariance is not numerically positive definite.
@@ -146,8 +147,13 @@ def _chunks(n_sigma: int, n: int, max_size: int) -> list[slice]:
 
 def _use_kernel(sigma_t: th.Tensor) -> bool:
     """Whether the packed triangles ``sigma_t`` go through the batched CPU kernel of ``lattice.spd`` (else LAPACK or
-    the accelerator's solver, through torch)."""
-    return sigma_t.device.type == "cpu" and sigma_t.dtype in (th.float32, th.float64) and sigma_t.shape[1] > 1
+    the accelerator's solver, through torch; also on a CPU without numba)."""
+    return (
+        sigma_t.device.type == "cpu"
+        and sigma_t.dtype in (th.float32, th.float64)
+        and sigma_t.shape[1] > 1
+        and spd.available()
+    )
 
 
 def _dense_terms(sigma: th.Tensor, r: th.Tensor, want_inverse: bool) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:

@@ -13,12 +13,16 @@ arithmetic), and reports the samples that are not positive definite instead of f
 
 Layout: the lower triangles, row-major packed (entry (i, j), j ≤ i, at row i(i+1)/2 + j), as the rows of an
 (n(n+1)/2, batch) array; vectors as (n, batch). Column b is sample b throughout. The kernel is compiled by numba on
-first use (about 2 s per dtype) and cached on disk.
+first use (about 2 s per dtype) and cached on disk. numba is imported only then; without it (``available()`` is
+False) ``lattice.linalg`` factorises through torch instead.
 """
 
 from __future__ import annotations
 
-import numba
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch as th
 
@@ -27,11 +31,12 @@ import torch as th
 BLOCK = 256
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract"}, boundscheck=False)
 def _factorise_packed(
     S: np.ndarray, V: np.ndarray, R: np.ndarray, want_inverse: bool, logdet: np.ndarray, Y: np.ndarray, info: np.ndarray
 ) -> None:  # pragma: no cover - compiled by numba; tested through ``factorise_packed_``
-    """Σ_b = S[:, b] + diag(V[:, b]) for every column b: logdet[b] = log det Σ_b, Y[:, b] = Σ_b⁻¹ R[:, b], S[:, b] =
+    """The kernel in plain Python (``_compiled`` compiles it with numba; run as it is, it is the slow reference).
+
+    Σ_b = S[:, b] + diag(V[:, b]) for every column b: logdet[b] = log det Σ_b, Y[:, b] = Σ_b⁻¹ R[:, b], S[:, b] =
     the packed lower triangle of Σ_b⁻¹ if ``want_inverse`` (else of the Cholesky factor), info[b] = 0, or i + 1 if
     pivot i was not positive (Σ_b not numerically positive definite: its outputs are then meaningless)."""
     B = S.shape[1]
@@ -125,6 +130,21 @@ def _factorise_packed(
                 S[row_i + j, b] = acc[b]
 
 
+@functools.cache
+def _compiled() -> Callable[..., Any] | None:
+    """The kernel compiled by numba (compiled per dtype on its first call, cached on disk), or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(cache=True, nogil=True, fastmath={"contract"}, boundscheck=False)(_factorise_packed)
+
+
+def available() -> bool:
+    """Whether the compiled kernel can be used (numba is installed); imports numba on the first call."""
+    return _compiled() is not None
+
+
 def factorise_packed_(
     sigma_t: th.Tensor, v_t: th.Tensor, r_t: th.Tensor, want_inverse: bool
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -151,7 +171,10 @@ def factorise_packed_(
     logdet = th.empty(batch, dtype=dtype)
     y_t = th.empty(n, batch, dtype=dtype)
     info = th.empty(batch, dtype=th.int32)
-    _factorise_packed(
+    kernel = _compiled()
+    if kernel is None:
+        raise RuntimeError("factorise_packed_ needs numba (pip install numba); lattice.linalg falls back to torch")
+    kernel(
         sigma_t.numpy(),
         v_t.detach().to(dtype).contiguous().numpy(),
         r_t.detach().to(dtype).contiguous().numpy(),

@@ -3,6 +3,8 @@
 import pytest
 import torch as th
 
+pytest.importorskip("numba", reason="the compiled kernel needs numba (without it lattice.linalg uses torch)")
+
 from lattice.spd import factorise_packed_
 
 
