@@ -1,4 +1,4 @@
-"""The registry: one place that maps an exploration-noise name to the distribution that implements it.
+"""The registry: the one place that maps an exploration-noise name to how it is built.
 
 =================  ============================================  ===========  ================================
 name               distribution                                  ``use_sde``  noise
@@ -11,11 +11,18 @@ name               distribution                                  ``use_sde``  no
 =================  ============================================  ===========  ================================
 
 T is SB3's ``sde_sample_freq`` (-1: only at the start of each rollout).
+
+A noise is one ``NoiseSpec`` entry: whether it is state-dependent, how to build its distribution from the policy's
+keywords, and how SAC's actor builds its action head for it (SB3's ``ActorCriticPolicy`` builds the head through
+the distribution's own ``proba_distribution_net``, so PPO needs nothing more). The policies, the CLI and the
+configs read everything else from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gymnasium import spaces
 from stable_baselines3.common.distributions import (
@@ -25,8 +32,69 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.preprocessing import get_action_dim
+from torch import nn
 
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
+
+# (distribution, latent dimension d, log_std_init, clip_mean) → SAC's (mu, log_std)
+SACHead = Callable[[Any, int, float, float], tuple[nn.Module, Any]]
+
+
+def _state_dependent_head(dist: Any, latent_dim: int, log_std_init: float, clip_mean: float) -> tuple[nn.Module, Any]:
+    """gSDE / Lattice in SAC: a ``log_std`` parameter; the mean is clipped by a Hardtanh, the noise added after it."""
+    mu, log_std = dist.proba_distribution_net(
+        latent_dim=latent_dim, latent_sde_dim=latent_dim, log_std_init=log_std_init
+    )
+    if clip_mean > 0.0:
+        mu = nn.Sequential(mu, nn.Hardtanh(min_val=-clip_mean, max_val=clip_mean))
+    return mu, log_std
+
+
+def _latent_std_head(dist: Any, latent_dim: int, log_std_init: float, clip_mean: float) -> tuple[nn.Module, Any]:
+    """Lattice without time correlation in SAC: the d + n stds are an output of the latent features."""
+    return dist.proba_distribution_net(latent_dim, state_dependent_std=True)
+
+
+def _gaussian_head(dist: Any, latent_dim: int, log_std_init: float, clip_mean: float) -> tuple[nn.Module, Any]:
+    """Isotropic noise in SAC: SB3's squashed Gaussian, with a state-dependent ``log_std`` layer."""
+    return nn.Linear(latent_dim, dist.action_dim), nn.Linear(latent_dim, dist.action_dim)
+
+
+def _isotropic(action_dim: int, squash_output: bool, **_: Any) -> Distribution:
+    return SquashedDiagGaussianDistribution(action_dim) if squash_output else DiagGaussianDistribution(action_dim)
+
+
+def _gsde(action_dim: int, *, full_std: bool, use_expln: bool, squash_output: bool, learn_features: bool, **_: Any):
+    return StateDependentNoiseDistribution(
+        action_dim, full_std=full_std, use_expln=use_expln, squash_output=squash_output, learn_features=learn_features
+    )
+
+
+def _lattice(
+    action_dim: int,
+    *,
+    full_std: bool,
+    use_expln: bool,
+    squash_output: bool,
+    learn_features: bool,
+    alpha: float,
+    std_clip: tuple[float, float],
+    std_reg: float,
+) -> Distribution:
+    return LatticeNoiseDistribution(
+        action_dim,
+        full_std=full_std,
+        use_expln=use_expln,
+        squash_output=squash_output,
+        learn_features=learn_features,
+        std_clip=std_clip,
+        std_reg=std_reg,
+        alpha=alpha,
+    )
+
+
+def _lattice_iid(action_dim: int, *, alpha: float, squash_output: bool, **_: Any) -> Distribution:
+    return LatticeIIDNoiseDistribution(action_dim, alpha=alpha, squash_output=squash_output)
 
 
 @dataclass(frozen=True)
@@ -37,20 +105,49 @@ class NoiseSpec:
     :param state_dependent: Whether the noise is a fixed function of the state between redraws (needs the
         algorithm's ``use_sde=True``, which drives the redraws).
     :param description: One line for help texts and error messages.
+    :param build: (action_dim, keywords of ``make_noise_distribution``) → the distribution; a builder takes the
+        keywords it uses and ignores the others.
+    :param sac_head: How SAC's actor builds (mu, log_std) for this distribution.
     """
 
     name: str
     state_dependent: bool
     description: str
+    build: Callable[..., Distribution]
+    sac_head: SACHead
 
 
 NOISES: dict[str, NoiseSpec] = {
     spec.name: spec
     for spec in (
-        NoiseSpec("isotropic", False, "independent Gaussian noise on each action, fresh every step"),
-        NoiseSpec("gsde", True, "gSDE: action noise linear in the latent state, redrawn every sde_sample_freq"),
-        NoiseSpec("lattice", True, "Lattice: latent + action noise, time-correlated, redrawn every sde_sample_freq"),
-        NoiseSpec("lattice_iid", False, "Lattice without time correlation: latent + action noise, fresh every step"),
+        NoiseSpec(
+            "isotropic",
+            False,
+            "independent Gaussian noise on each action, fresh every step",
+            _isotropic,
+            _gaussian_head,
+        ),
+        NoiseSpec(
+            "gsde",
+            True,
+            "gSDE: action noise linear in the latent state, redrawn every sde_sample_freq",
+            _gsde,
+            _state_dependent_head,
+        ),
+        NoiseSpec(
+            "lattice",
+            True,
+            "Lattice: latent + action noise, time-correlated, redrawn every sde_sample_freq",
+            _lattice,
+            _state_dependent_head,
+        ),
+        NoiseSpec(
+            "lattice_iid",
+            False,
+            "Lattice without time correlation: latent + action noise, fresh every step",
+            _lattice_iid,
+            _latent_std_head,
+        ),
     )
 }
 
@@ -71,16 +168,16 @@ def check_noise(name: str, use_sde: bool, action_space: spaces.Space) -> NoiseSp
             f"noise={name!r} needs a continuous (Box) action space, got {action_space}. "
             "For discrete actions use SB3's own MlpPolicy."
         )
+    others = ", ".join(repr(n) for n, s in NOISES.items() if s.state_dependent != spec.state_dependent)
     if spec.state_dependent and not use_sde:
-        alternative = "lattice_iid" if name == "lattice" else "isotropic"
         raise ValueError(
             f"noise={name!r} is state-dependent (noise matrices redrawn every sde_sample_freq steps): pass "
-            f"use_sde=True to the algorithm, e.g. SAC(..., use_sde=True), or use noise={alternative!r}."
+            f"use_sde=True to the algorithm, e.g. SAC(..., use_sde=True), or use a noise fresh every step ({others})."
         )
     if not spec.state_dependent and use_sde:
         raise ValueError(
             f"noise={name!r} draws fresh noise every step and does not use use_sde: pass use_sde=False to the "
-            "algorithm, or choose a state-dependent noise ('gsde', 'lattice')."
+            f"algorithm, or choose a state-dependent noise ({others})."
         )
     return spec
 
@@ -112,15 +209,13 @@ def make_noise_distribution(
     :param std_reg: Lattice (state-dependent): action std floor.
     """
     spec = check_noise(name, use_sde, action_space)
-    action_dim = get_action_dim(action_space)
-    if spec.name == "isotropic":
-        return SquashedDiagGaussianDistribution(action_dim) if squash_output else DiagGaussianDistribution(action_dim)
-    # SB3's gSDE keywords; Lattice (state-dependent) takes them too.
-    sde_kwargs = dict(
-        full_std=full_std, use_expln=use_expln, squash_output=squash_output, learn_features=learn_features
+    return spec.build(
+        get_action_dim(action_space),
+        squash_output=squash_output,
+        learn_features=learn_features,
+        full_std=full_std,
+        use_expln=use_expln,
+        alpha=alpha,
+        std_clip=std_clip,
+        std_reg=std_reg,
     )
-    if spec.name == "gsde":
-        return StateDependentNoiseDistribution(action_dim, **sde_kwargs)
-    if spec.name == "lattice":
-        return LatticeNoiseDistribution(action_dim, **sde_kwargs, std_clip=std_clip, std_reg=std_reg, alpha=alpha)
-    return LatticeIIDNoiseDistribution(action_dim, alpha=alpha, squash_output=squash_output)

@@ -20,13 +20,11 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from lattice.distributions import LatticeIIDNoiseDistribution
 from lattice.noise import get_noise_spec, make_noise_distribution
 
 
@@ -149,7 +147,6 @@ class LatticeActor(Actor):
         self.clip_mean = clip_mean
         self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg)
 
-        action_dim = get_action_dim(self.action_space)
         self.latent_pi = nn.Sequential(*create_mlp(features_dim, -1, net_arch, activation_fn))
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
         # SB3's SAC lets the noise variance train the features (learn_features=True).
@@ -165,17 +162,9 @@ class LatticeActor(Actor):
             std_clip=std_clip,
             std_reg=std_reg,
         )
-        if use_sde:  # gsde, lattice: a log_std parameter; the noise is added after the mean clip
-            self.mu, self.log_std = self.action_dist.proba_distribution_net(
-                latent_dim=last_layer_dim, latent_sde_dim=last_layer_dim, log_std_init=log_std_init
-            )
-            if clip_mean > 0.0:
-                self.mu = nn.Sequential(self.mu, nn.Hardtanh(min_val=-clip_mean, max_val=clip_mean))
-        elif isinstance(self.action_dist, LatticeIIDNoiseDistribution):  # log_std (d + n) from the latent
-            self.mu, self.log_std = self.action_dist.proba_distribution_net(last_layer_dim, state_dependent_std=True)
-        else:  # isotropic: SB3's squashed Gaussian with a state-dependent log_std
-            self.mu = nn.Linear(last_layer_dim, action_dim)
-            self.log_std = nn.Linear(last_layer_dim, action_dim)  # type: ignore[assignment]
+        self.mu, self.log_std = get_noise_spec(noise).sac_head(
+            self.action_dist, last_layer_dim, log_std_init, clip_mean
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
