@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 import lattice  # noqa: F401  (registers lattice/OveractuatedReach-v0)
-from lattice.overactuated import ENV_ID
+from lattice.envs.overactuated import ENV_ID
 
 
 def steps_per_second(env: gym.Env, actions: np.ndarray) -> float:

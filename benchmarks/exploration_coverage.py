@@ -19,7 +19,6 @@ noise through the latent (shared by all actuators) does not cancel.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ import pandas as pd
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from lattice.config import resolve_config
 from lattice.envs import make_env
-from lattice.training import build_model
+from lattice.experiments.config import resolve_config
+from lattice.experiments.process import configure_process
+from lattice.experiments.training import build_model
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 NOISES = ("isotropic", "gsde", "lattice")
 # task name → (config task, env keywords, positions of the body: unwrapped env → vector)
 TASKS: dict[str, tuple[str, dict[str, Any], Any]] = {
@@ -160,7 +159,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/exploration_coverage"))
     args = parser.parse_args()
-    th.set_num_threads(1)
+    configure_process()  # headless rendering backend, one torch thread
     rows = []
     for task in args.tasks:
         for noise in NOISES:

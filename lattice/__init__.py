@@ -1,17 +1,19 @@
 """Lattice exploration (latent, time-correlated noise; NeurIPS 2023) for Stable-Baselines3.
 
-Public API::
+Public API (the core: needs torch, numpy, gymnasium, stable-baselines3, sb3-contrib)::
 
     from lattice import LatticeSACPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
     from lattice import LatticeNoiseDistribution, LatticeIIDNoiseDistribution, NOISES, make_noise_distribution
 
-Importing the package registers the overactuated benchmark env, ``lattice/OveractuatedReach-v0``.
+Importing the package registers the overactuated benchmark env, ``lattice/OveractuatedReach-v0`` (as MyoSuite
+registers its envs), and imports nothing of the experiment layer (``lattice.experiments``: configs, training
+runs, reports, videos, sweeps; installed with ``pip install 'sb3-lattice[experiments]'``).
 """
 
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
+from lattice.envs.overactuated import ENV_ID as OVERACTUATED_ENV_ID
+from lattice.envs.overactuated import OveractuatedReach
 from lattice.noise import NOISES, NoiseSpec, get_noise_spec, make_noise_distribution
-from lattice.overactuated import ENV_ID as OVERACTUATED_ENV_ID
-from lattice.overactuated import OveractuatedReach
 from lattice.policies import (
     LatticeActor,
     LatticeActorCriticPolicy,
@@ -19,7 +21,7 @@ from lattice.policies import (
     LatticeSACPolicy,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "NOISES",
@@ -32,6 +34,7 @@ __all__ = [
     "LatticeSACPolicy",
     "NoiseSpec",
     "OveractuatedReach",
+    "__version__",
     "get_noise_spec",
     "make_noise_distribution",
 ]

@@ -1,11 +1,6 @@
-"""Shared test settings."""
+"""Shared test settings: the process settings of an experiment process (headless MuJoCo rendering, one torch
+thread per pytest-xdist worker), from the one place that decides them."""
 
-import os
+from lattice.experiments.process import configure_process
 
-# Headless rendering for MuJoCo, before anything imports it.
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import torch as th
-
-# Tests run in parallel (pytest-xdist, one worker per core): one torch thread per worker avoids oversubscription.
-th.set_num_threads(1)
+configure_process()

@@ -17,8 +17,8 @@ import torch as th
 import yaml
 from stable_baselines3.common.save_util import load_from_zip_file
 
-from lattice.callbacks import checkpoint_steps
-from lattice.config import load_yaml, resolve_config
+from lattice.experiments.config import load_yaml, resolve_config
+from lattice.experiments.rundir import checkpoint_steps
 from lattice.noise import NOISES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ RUN_FILES = [
 
 
 def cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "MUJOCO_GL": "egl", **(env or {})}
+    environ = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ
     )
@@ -145,7 +145,7 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     args = tiny_run_args("sac", "lattice", log_dir, steps=1200)
     args[args.index("--save-freq") + 1] = "300"  # off the evaluation grid: the resumed run keeps that grid
     args[args.index("--eval-freq") + 1] = "200"
-    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env={**os.environ, "MUJOCO_GL": "egl"},
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 240
     while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_300_steps.zip")):
@@ -208,7 +208,7 @@ def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_pa
     args = tiny_run_args("ppo", "lattice", log_dir, steps=1280)
     args[args.index("--save-freq") + 1] = "300"  # off the rollout grid: checkpoints at 320, 640, 960, 1280
     args[args.index("--eval-freq") + 1] = "200"
-    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env={**os.environ, "MUJOCO_GL": "egl"},
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     deadline = time.time() + 240
     while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_320_steps.zip")):
@@ -266,7 +266,7 @@ def test_wandb_runs_offline_without_an_api_key_with_metrics_and_video(tmp_path):
     environ.pop("WANDB_API_KEY", None), environ.pop("WANDB_MODE", None)
     result = subprocess.run(
         [sys.executable, *tiny_run_args("ppo", "lattice", tmp_path / "logs", steps=64), "--wandb", "--video"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**environ, "MUJOCO_GL": "egl"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(environ),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "logging offline" in result.stdout

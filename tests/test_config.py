@@ -8,7 +8,7 @@ import pytest
 import torch as th
 import yaml
 
-from lattice.config import (
+from lattice.experiments.config import (
     CONFIG_DIR,
     ConfigError,
     algo_kwargs,

@@ -14,9 +14,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from lattice import OVERACTUATED_ENV_ID, OveractuatedReach
-from lattice.config import load_yaml
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT, SUCCESS, make_env
-from lattice.report import label_tasks
+from lattice.experiments.config import load_yaml
+from lattice.experiments.report import label_tasks
 from tests.test_cli import ROOT, only_run_dir, tiny_run_args
 
 
@@ -130,7 +130,7 @@ def test_training_run_from_the_cli(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "logs")
-    assert run_dir.name == "OveractuatedReach-v0_1"
+    assert run_dir.name == "lattice-OveractuatedReach-v0_1"  # named as rl-baselines3-zoo names it
     config = load_yaml(run_dir / "config.yml")
     assert config["env"] == OVERACTUATED_ENV_ID and config["env_kwargs"] == {"n_actuators": 16}
     summary = load_yaml(run_dir / "summary.yml")

@@ -1,6 +1,7 @@
 """The policies in SB3's algorithms: registry, validation, save/load in a fresh process, determinism."""
 
 import importlib
+import inspect
 import json
 import subprocess
 import sys
@@ -10,7 +11,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-import yaml
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC
 
@@ -24,7 +24,7 @@ from lattice import (
     LatticeSACPolicy,
 )
 
-ENV_ID = "InvertedPendulum-v5"
+ENV_ID = "Pendulum-v1"  # classic control: these core tests need no MuJoCo (they also run with the core alone)
 ALGOS = {"sac": (SAC, LatticeSACPolicy), "ppo": (PPO, LatticeActorCriticPolicy)}
 ALGOS["recurrent_ppo"] = (RecurrentPPO, LatticeRecurrentActorCriticPolicy)
 # Non-default settings, so that a load that silently fell back to defaults would show.
@@ -93,6 +93,7 @@ def test_discrete_action_space_is_refused_clearly() -> None:
 
 def test_dotted_path_resolves_like_rl_zoo(tmp_path: Path) -> None:
     """rl-baselines3-zoo names a custom policy by dotted path and imports it with importlib."""
+    yaml = pytest.importorskip("yaml")  # the zoo's hyperparameter files are YAML (not a core dependency)
     config = tmp_path / "sac.yml"
     config.write_text(yaml.safe_dump({ENV_ID: {"policy": "lattice.LatticeSACPolicy", "use_sde": True}}))
     hyperparams = yaml.safe_load(config.read_text())[ENV_ID]
@@ -220,6 +221,19 @@ def test_isotropic_sac_matches_sb3_mlp_policy() -> None:
     np.testing.assert_array_equal(ours.predict(obs, deterministic=True)[0], sb3.predict(obs, deterministic=True)[0])
 
 
+def _policy_load_works_with_this_torch() -> bool:
+    """SB3 before 2.5 loads a policy with ``th.load(path)``, which torch >= 2.6 refuses (weights_only=True by default)
+    for every SB3 policy, its own included; the algorithm-level save/load tested above is unaffected."""
+    from stable_baselines3.common.policies import BasePolicy
+
+    torch_version = tuple(int(part) for part in th.__version__.split("+")[0].split(".")[:2])
+    return "weights_only" in inspect.getsource(BasePolicy.load) or torch_version < (2, 6)
+
+
+@pytest.mark.skipif(
+    not _policy_load_works_with_this_torch(),
+    reason="this SB3's BasePolicy.load calls th.load without weights_only=False, which torch >= 2.6 refuses",
+)
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_policy_level_save_load_keeps_settings(algo: str, tmp_path: Path) -> None:
     """SB3's policy.save / Policy.load rebuild the policy from its constructor parameters alone."""

@@ -16,13 +16,13 @@ import pytest
 import torch as th
 import yaml
 
-from lattice.config import ConfigError, load_yaml
-from lattice.sweep import expand, slurm_cluster, trial_resources
+from lattice.experiments.config import ConfigError, load_yaml
+from lattice.experiments.sweep import expand, slurm_cluster, trial_resources
 from tests.test_cli import ROOT
 
 SWEEP = str(ROOT / "experiments" / "sweep.py")
 TINY = load_yaml(ROOT / "configs" / "sweeps" / "tiny.yaml")
-ENV = {**os.environ, "MUJOCO_GL": "egl"}
+ENV = dict(os.environ)
 
 
 def sweep(tmp_path: Path, spec: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

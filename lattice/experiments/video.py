@@ -1,46 +1,20 @@
 """Headless rollout videos of a trained policy from its run folder (MP4, at the env's control rate).
 
-Rendering without a display needs ``MUJOCO_GL=egl`` (software EGL works) before MuJoCo is imported; it is set
-here when no display is present and nothing was chosen.
+Rendering without a display needs ``MUJOCO_GL=egl`` before MuJoCo is imported; the commands set it
+(``lattice.experiments.process``), and MuJoCo is imported here only when a video is made.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
-
-import imageio.v2 as imageio
-import mujoco
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from lattice.callbacks import checkpoint_steps
-from lattice.config import ALGOS, ConfigError, load_yaml, validate
-from lattice.envs import control_dt, make_env
-
-
-def model_files(run_dir: Path, which: str) -> tuple[Path, Path | None]:
-    """The model and its VecNormalize statistics: ``best``, ``final`` or a checkpoint's step count."""
-    if which == "best":
-        model, stats = run_dir / "best_model.zip", run_dir / "best_vecnormalize.pkl"
-    elif which == "final":
-        model, stats = run_dir / "final_model.zip", run_dir / "vecnormalize.pkl"
-    elif which.isdigit():
-        model = run_dir / "checkpoints" / f"rl_model_{which}_steps.zip"
-        stats = run_dir / "checkpoints" / f"rl_model_vecnormalize_{which}_steps.pkl"
-    else:
-        raise ConfigError(f"--model {which!r}: choose best, final or a checkpoint's step count")
-    if not model.exists():
-        steps = sorted(checkpoint_steps(p) for p in (run_dir / "checkpoints").glob("rl_model_*_steps.zip"))
-        raise ConfigError(
-            f"No {which} model in {run_dir} ({model.name} missing); available: "
-            + ", ".join([n for n in ("best", "final") if (run_dir / f"{n}_model.zip").exists()] + list(map(str, steps)))
-        )
-    return model, stats if stats.exists() else None
+from lattice.envs import control_dt
+from lattice.experiments import rundir
+from lattice.experiments.config import ConfigError
+from lattice.experiments.playback import load_run_policy
 
 
 class _Frames:
@@ -50,6 +24,8 @@ class _Frames:
     """
 
     def __init__(self, env: Any, size: tuple[int, int]):
+        import mujoco
+
         self.env, self.size = env, size
         unwrapped = env.unwrapped
         self.myosuite = type(unwrapped).__module__.startswith("myosuite")
@@ -98,24 +74,17 @@ def render_run(
     """
     if episodes <= 0 or (max_steps is not None and max_steps <= 0):
         raise ConfigError(f"episodes and max_steps must be positive, got {episodes} and {max_steps}")
-    if not (run_dir / "config.yml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder of experiments/run.py (no config.yml)")
-    config = validate(load_yaml(run_dir / "config.yml"))
-    model_path, stats_path = model_files(run_dir, which)
-    render_kwargs = {} if config["env"].startswith("myo") else {"width": size[0], "height": size[1]}
-    env = make_env(
-        config["env"],
-        {**config["env_kwargs"], **render_kwargs},
-        config["max_episode_steps"],
-        config["reward_weights"],
-        render_mode="rgb_array",
-    )
-    venv: Any = DummyVecEnv([lambda: env])
-    if stats_path is not None:
-        venv = VecNormalize.load(str(stats_path), venv)
-        venv.training, venv.norm_reward = False, False
-    model = ALGOS[config["algo"]][0].load(model_path, device="cpu")
-    venv.seed(config["seed"] + config["n_envs"] if seed is None else seed)
+    if size[0] <= 0 or size[1] <= 0:
+        raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
+    run = rundir.RunDir(run_dir)
+    if not run.is_run():
+        raise ConfigError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
+    env_id = str(run.config().get("env", ""))
+    # gymnasium's MuJoCo envs render at a size given to their constructor; the MyoSuite scenes, per frame (_Frames).
+    render_kwargs = {} if env_id.startswith("myo") else {"width": size[0], "height": size[1]}
+    playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=render_kwargs)
+    env, model = playback.env, playback.model
+    venv: Any = playback.venv  # its reset() gives one observation array here (one Box env)
 
     frame = _Frames(env, size)
     frames, steps = [], 0
@@ -133,7 +102,9 @@ def render_run(
             break
     venv.close()
 
-    out = out or run_dir / "videos" / f"{which}.mp4"
+    import imageio.v2 as imageio
+
+    out = out or run / rundir.VIDEOS / f"{which}.mp4"
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = 1.0 / control_dt(env)
     imageio.mimwrite(out, frames, fps=fps, macro_block_size=2)  # type: ignore[arg-type]  # yuv420p: even sizes

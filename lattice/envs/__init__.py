@@ -1,4 +1,8 @@
-"""Environments for experiments: building a task's env, the paper's MyoSuite reward terms, per-episode energy.
+"""Environments: building a task's env, the paper's MyoSuite reward terms, per-episode energy; the overactuated
+benchmark env lives in ``lattice.envs.overactuated``.
+
+Everything here needs only gymnasium and numpy; MyoSuite (the ``experiments`` extra) is imported when a ``myo*`` id
+is first used.
 
 Wrapper stack of one training or evaluation env (inside out)::
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any, SupportsFloat
 
@@ -35,9 +40,13 @@ ENERGY_KEYS = (EFFORT, ACT_SQ, ACTION_SQ)
 def ensure_registered(env_id: str) -> None:
     """Import the package that registers ``env_id`` (MyoSuite for ``myo*`` ids; importing it is slow)."""
     if env_id.startswith("myo") and env_id not in gym.registry:
+        if importlib.util.find_spec("myosuite") is None:
+            raise ValueError(
+                f"{env_id!r} is a MyoSuite env and MyoSuite is not installed: pip install 'sb3-lattice[experiments]'"
+            )
         importlib.import_module("myosuite")
     elif env_id.startswith("lattice/"):
-        importlib.import_module("lattice.overactuated")
+        importlib.import_module("lattice.envs.overactuated")
 
 
 def check_env_id(env_id: str, extra_names: list[str] | tuple[str, ...] = ()) -> None:
@@ -45,7 +54,8 @@ def check_env_id(env_id: str, extra_names: list[str] | tuple[str, ...] = ()) -> 
     ensure_registered(env_id)
     if env_id in gym.registry:
         return
-    importlib.import_module("myosuite")  # so that suggestions include the MyoSuite ids
+    if importlib.util.find_spec("myosuite") is not None:
+        importlib.import_module("myosuite")  # so that suggestions include the MyoSuite ids
     choices = list(extra_names) + list(gym.registry)
     close = difflib.get_close_matches(env_id, choices, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -8,6 +8,11 @@ config. Order of precedence, lowest first::
 
     defaults.yaml  <  included files  <  the task file  <  CLI flags (--seed, -n, ...)  <  --hyperparams
 
+The task files that ship with the package are in ``lattice/experiments/configs/`` (the repository's ``configs/``
+links there). A folder of one's own (``--config-dir``) is searched first: its task files, and its ``defaults.yaml``
+if it has one; an ``include:`` is looked up next to the including file, then among the packaged files (so a task
+file of one's own can include ``shared/paper_sac.yaml``).
+
 The resolved config is flat (the keys of ``RUN_KEYS``), holds every value (the algorithm's and the policy's
 constructor defaults are filled in) and is written to the run folder as ``config.yml``; passing it back with
 ``--config`` repeats the run.
@@ -34,7 +39,7 @@ from lattice.envs import check_env_id
 from lattice.noise import NOISES
 from lattice.policies import LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy, LatticeSACPolicy
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the packaged task and sweep files
 
 # One dict maps algorithm names to (algorithm, policy) classes.
 ALGOS: dict[str, tuple[type[BaseAlgorithm], type]] = {
@@ -135,18 +140,32 @@ def _task_files(config_dir: Path) -> dict[str, dict[str, Any]]:
     return {name: data for name, data in files.items() if "env" in data}
 
 
+def _search_path(config_dir: Path) -> list[Path]:
+    """``config_dir``, then the packaged configs."""
+    return [config_dir] if config_dir.resolve() == CONFIG_DIR.resolve() else [config_dir, CONFIG_DIR]
+
+
 def task_names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    """The task files of ``config_dir`` by name (``ant``, ``reorient``, ...)."""
-    return list(_task_files(config_dir))
+    """The task files of ``config_dir`` and the packaged ones, by name (``ant``, ``reorient``, ...)."""
+    return list(dict.fromkeys(name for folder in _search_path(config_dir) for name in _task_files(folder)))
 
 
 def find_task_file(env: str, config_dir: Path = CONFIG_DIR) -> Path | None:
-    """The task file named ``env``, or whose ``env`` or ``variants`` list the gym id ``env``, or None."""
-    tasks = _task_files(config_dir)
-    for name, data in tasks.items():
-        if name == env or data["env"] == env or env in (data.get("variants") or {}):
-            return config_dir / f"{name}.yaml"
+    """The task file named ``env``, or whose ``env`` or ``variants`` list the gym id ``env`` (``config_dir`` first,
+    then the packaged ones), or None."""
+    for folder in _search_path(config_dir):
+        for name, data in _task_files(folder).items():
+            if name == env or data["env"] == env or env in (data.get("variants") or {}):
+                return folder / f"{name}.yaml"
     return None
+
+
+def _defaults_file(config_dir: Path) -> Path:
+    """``config_dir``'s ``defaults.yaml`` if it has one, else the packaged one."""
+    return next(
+        (d / "defaults.yaml" for d in _search_path(config_dir) if (d / "defaults.yaml").is_file()),
+        CONFIG_DIR / "defaults.yaml",
+    )
 
 
 def _layers(path: Path, seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
@@ -157,7 +176,10 @@ def _layers(path: Path, seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
     includes = data.pop("include", []) or []
     layers: list[dict[str, Any]] = []
     for name in [includes] if isinstance(includes, str) else includes:
-        layers += _layers(path.parent / name, (*seen, path))
+        included = path.parent / name
+        if not included.is_file() and (CONFIG_DIR / name).is_file():
+            included = CONFIG_DIR / name  # a file of one's own including a packaged block
+        layers += _layers(included, (*seen, path))
     return [*layers, data]
 
 
@@ -329,7 +351,8 @@ def resolve_config(
             f"--noise-period sets when state-dependent noise is redrawn; noise {noise!r} is fresh every step. "
             "Drop --noise-period or choose a state-dependent noise ('gsde', 'lattice')."
         )
-    layers = [_flatten(load_yaml(config_dir / "defaults.yaml"), algo, "configs/defaults.yaml")]
+    defaults = _defaults_file(config_dir)
+    layers = [_flatten(load_yaml(defaults), algo, str(defaults))]
     layers += [_flatten(layer, algo, str(config or env)) for layer in file_layers]
     resolved: dict[str, Any] = {}
     for layer in layers:
@@ -343,11 +366,14 @@ def resolve_config(
     resolved.update(algo=algo, noise=noise)
     if cli_env:
         resolved["env"] = cli_env
-    return validate(resolved)
+    return validate(resolved, config_dir)
 
 
-def validate(config: dict[str, Any]) -> dict[str, Any]:
-    """Check every setting and fill in the constructor defaults; returns the resolved config (key order fixed)."""
+def validate(config: dict[str, Any], config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+    """Check every setting and fill in the constructor defaults; returns the resolved config (key order fixed).
+
+    :param config_dir: Whose task names an unknown env's error message suggests.
+    """
     _check_keys(config, "the config")
     missing = [k for k in RUN_KEYS if k not in config]
     if missing:
@@ -358,7 +384,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if noise not in NOISES:
         raise ConfigError(f"Unknown noise {noise!r}; choose one of: {', '.join(NOISES)}")
     try:
-        check_env_id(str(config["env"]), task_names())
+        check_env_id(str(config["env"]), task_names(config_dir))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     try:

@@ -11,17 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: files only
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.stats
 import yaml
+from matplotlib.figure import Figure  # figures drawn straight to files: no pyplot, no process-wide backend
 
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
-from lattice.training import finished_summary
+from lattice.experiments import rundir
+from lattice.experiments.rundir import RunDir
 
 ENERGY_LABELS = {
     EFFORT: "effort ‖act‖₂ / n_muscles",
@@ -36,7 +34,7 @@ def training_progress(run_dir: Path) -> pd.DataFrame:
     After a resume the steps restart at the checkpoint; rows of the discarded stretch are dropped, so the curve
     follows the training that produced the final model.
     """
-    path = run_dir / "progress.csv"
+    path = run_dir / rundir.PROGRESS
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     df = pd.read_csv(path)
@@ -52,12 +50,13 @@ def training_progress(run_dir: Path) -> pd.DataFrame:
 
 def plot_run(run_dir: Path) -> list[Path]:
     """Write ``learning_curve.png`` and (when energy was logged) ``energy.png`` into ``run_dir``."""
-    evaluations = dict(np.load(run_dir / "evaluations.npz")) if (run_dir / "evaluations.npz").exists() else {}
+    evaluations = RunDir(run_dir).evaluations()
     progress = training_progress(run_dir)
     title = run_dir.name
     written = []
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     if evaluations:
         steps, returns = evaluations["timesteps"], np.asarray(evaluations["results"])
         mean, std = returns.mean(axis=1), returns.std(axis=1)
@@ -69,13 +68,13 @@ def plot_run(run_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(run_dir / "learning_curve.png", dpi=120)
-    plt.close(fig)
-    written.append(run_dir / "learning_curve.png")
+    fig.savefig(run_dir / rundir.LEARNING_CURVE, dpi=120)
+    written.append(run_dir / rundir.LEARNING_CURVE)
 
     keys = [k for k in ENERGY_LABELS if k in evaluations or f"rollout/{k}" in progress]
     if keys:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.8), squeeze=False)
+        fig = Figure(figsize=(4.5 * len(keys), 3.8))
+        axes = fig.subplots(1, len(keys), squeeze=False)
         for ax, key in zip(axes[0], keys, strict=True):
             if key in evaluations:
                 ax.plot(evaluations["timesteps"], np.mean(evaluations[key], axis=1), marker="o", label="evaluation")
@@ -87,9 +86,8 @@ def plot_run(run_dir: Path) -> list[Path]:
             ax.legend()
         fig.suptitle(f"Energy: {title}")
         fig.tight_layout()
-        fig.savefig(run_dir / "energy.png", dpi=120)
-        plt.close(fig)
-        written.append(run_dir / "energy.png")
+        fig.savefig(run_dir / rundir.ENERGY_PLOT, dpi=120)
+        written.append(run_dir / rundir.ENERGY_PLOT)
     return written
 
 
@@ -109,26 +107,17 @@ def find_runs(paths: list[Path]) -> list[Path]:
     """Run folders (with ``config.yml`` and ``command.txt``) at or below ``paths``, sorted."""
     found = set()
     for path in paths:
-        for config in [path / "config.yml", *path.rglob("config.yml")]:
-            if config.is_file() and (config.parent / "command.txt").is_file():
+        for config in [path / rundir.CONFIG, *path.rglob(rundir.CONFIG)]:
+            if config.is_file() and RunDir(config.parent).is_run():
                 found.add(config.parent)
     return sorted(found)
 
 
-def run_status(run_dir: Path) -> str:
-    """``finished`` (``summary.yml`` says so), ``stopped at N steps: <error>`` (the run wrote ``error.txt``), or
-    ``not finished`` (still running, or killed)."""
-    if finished_summary(run_dir) is not None:
-        return "finished"
-    error = run_dir / "error.txt"
-    return error.read_text().splitlines()[0] if error.is_file() else "not finished"
-
-
 def run_evaluations(run_dir: Path) -> pd.DataFrame:
     """One row per evaluation of a run: its settings, status, the step count and each metric's mean over episodes."""
-    config = yaml.safe_load((run_dir / "config.yml").read_text())
-    path = run_dir / "evaluations.npz"
-    data = dict(np.load(path)) if path.is_file() else {"timesteps": np.zeros(1, dtype=np.int64)}  # none yet: step 0
+    run = RunDir(run_dir)
+    config = run.config()
+    data = run.evaluations() or {"timesteps": np.zeros(1, dtype=np.int64)}  # none yet: step 0
     frame = pd.DataFrame({"timesteps": data["timesteps"]})
     for column, (key, _) in METRICS.items():
         if key in data:
@@ -137,7 +126,7 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
         frame[key] = config[key]
     frame["env_kwargs"] = yaml.safe_dump(config.get("env_kwargs") or {}, default_flow_style=True).strip()
     frame["run"] = str(run_dir)
-    frame["status"] = run_status(run_dir)
+    frame["status"] = run.status()
     return frame
 
 
@@ -303,7 +292,8 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
     colours = {key: f"C{i % 10}" for i, key in enumerate(keys)}
     for env, per_env in evaluations.groupby("env"):
         columns = [c for c in METRICS if c in per_env and per_env[c].notna().any()]
-        fig, axes = plt.subplots(2, len(columns), figsize=(4.6 * len(columns), 7.2), squeeze=False)
+        fig = Figure(figsize=(4.6 * len(columns), 7.2))
+        axes = fig.subplots(2, len(columns), squeeze=False)
         for (algo, noise), group in per_env.groupby(["algo", "noise"]):
             label = f"{algo} / {noise}"
             n_runs = group["run"].nunique()
@@ -337,7 +327,6 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
         fig.tight_layout()
         path = out / f"{str(env).replace(' ', '_')}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written
 

@@ -1,35 +1,77 @@
 """SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints.
 
 Everything written here survives a SIGKILL: each file (``evaluations.npz``, the best model, every checkpoint
-file) is written under a temporary name and renamed into place, so no file is ever half-written.
+file) is written under a temporary name and renamed into place (``lattice.experiments.rundir``), so no file is ever
+half-written.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from lattice.envs import ENERGY_KEYS
+from lattice.envs import ENERGY_KEYS, SUCCESS
+from lattice.experiments import rundir
+from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
 
 
-def temporary(path: Path) -> Path:
-    """Where ``path`` is written before ``os.replace`` moves it into place (hidden, same folder and suffix)."""
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+@dataclass
+class Episodes:
+    """What the episodes of one evaluation gave: per episode, the return, the length, success (if the env reports
+    it) and each energy key the env reports (``lattice.envs.ENERGY_KEYS``)."""
+
+    returns: list[float]
+    lengths: list[int]
+    successes: list[bool] = field(default_factory=list)
+    energy: dict[str, list[float]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One line: return mean ± sd, success rate, each energy's mean."""
+        text = f"return {np.mean(self.returns):9.2f} ± {np.std(self.returns):7.2f}"
+        if self.successes:
+            text += f" | success {np.mean(self.successes):4.0%}"
+        for key, values in self.energy.items():
+            text += f" | {key.removeprefix('ep_')} {np.mean(values):.4f}"
+        return text
 
 
-def atomic_savez(path: Path, **arrays: Any) -> None:
-    """``np.savez`` to ``path`` through a temporary file, so a killed process never leaves a truncated file."""
-    np.savez(temporary(path), **arrays)
-    os.replace(temporary(path), path)
+def evaluate_episodes(model: BaseAlgorithm, env: VecEnv, n_episodes: int, deterministic: bool = True) -> Episodes:
+    """Run ``n_episodes`` episodes of ``model`` on ``env`` (SB3's ``evaluate_policy``) and collect, from the
+    ``info`` of each episode's last step, its success and energy (written there by ``lattice.envs.EpisodeEnergy``).
+    """
+    successes: list[bool] = []
+    energy: dict[str, list[float]] = {}
+
+    def collect(locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        info = locals_["info"]
+        if locals_["done"] and "episode" in info:  # Monitor's summary: the episode really ended
+            if SUCCESS in info:
+                successes.append(bool(info[SUCCESS]))
+            for key in ENERGY_KEYS:
+                if key in info:
+                    energy.setdefault(key, []).append(float(info[key]))
+
+    returns, lengths = evaluate_policy(
+        model,
+        env,
+        n_eval_episodes=n_episodes,
+        deterministic=deterministic,
+        return_episode_rewards=True,
+        callback=collect,
+    )
+    assert isinstance(returns, list) and isinstance(lengths, list)
+    return Episodes([float(r) for r in returns], [int(n) for n in lengths], successes, energy)
 
 
 class StepGrid:
@@ -74,26 +116,36 @@ class EnergyEvalCallback(EvalCallback):
     normalisation statistics are copied to the evaluation env (frozen there) before each evaluation.
 
     :param eval_env: The evaluation env (its own seed; a frozen VecNormalize when training normalises).
-    :param run_dir: Where ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go.
+    :param run: The run folder: ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go there.
     :param eval_freq: Evaluate each time the step count passes a multiple of ``eval_freq`` (all envs together),
         so a resumed run keeps the same grid of evaluation steps.
     :param n_eval_episodes: Episodes per evaluation.
+    :param env_id: The env's id: each new best model is also published under rl-baselines3-zoo's names for it
+        (None: not).
     :param verbose: 1: one line per evaluation.
     """
 
-    def __init__(self, eval_env: VecEnv, run_dir: Path, eval_freq: int, n_eval_episodes: int, verbose: int = 1):
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        run: RunDir,
+        eval_freq: int,
+        n_eval_episodes: int,
+        env_id: str | None = None,
+        verbose: int = 1,
+    ):
         super().__init__(
             eval_env,
             n_eval_episodes=n_eval_episodes,
             eval_freq=eval_freq,
-            log_path=str(run_dir),
-            best_model_save_path=str(run_dir),
+            log_path=str(run.path),
+            best_model_save_path=str(run.path),
             deterministic=True,
             verbose=verbose,
         )
-        self.run_dir = run_dir
+        self.run = run
+        self.env_id = env_id
         self.evaluations_energy: dict[str, list[list[float]]] = {key: [] for key in ENERGY_KEYS}
-        self._episode_energy: dict[str, list[float]] = {}
         self._start_time = time.time()
         self._start_steps = 0
         self._grid = StepGrid(eval_freq)
@@ -117,14 +169,6 @@ class EnergyEvalCallback(EvalCallback):
         self._start_time, self._start_steps = time.time(), self.model.num_timesteps
         self._grid.start(self.model.num_timesteps)
 
-    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
-        super()._log_success_callback(locals_, globals_)
-        info = locals_["info"]
-        if locals_["done"] and "episode" in info:
-            for key in ENERGY_KEYS:
-                if key in info:
-                    self._episode_energy.setdefault(key, []).append(float(info[key]))
-
     def _on_step(self) -> bool:
         return self.evaluate() if self._grid.due(self.num_timesteps) else True
 
@@ -132,42 +176,30 @@ class EnergyEvalCallback(EvalCallback):
         """Evaluate now, log, save ``evaluations.npz`` and the best model; returns whether to continue."""
         if self.model.get_vec_normalize_env() is not None:
             sync_envs_normalization(self.training_env, self.eval_env)
-        self._is_success_buffer, self._episode_energy = [], {}
-        returns, lengths = evaluate_policy(
-            self.model,
-            self.eval_env,
-            n_eval_episodes=self.n_eval_episodes,
-            deterministic=self.deterministic,
-            return_episode_rewards=True,
-            callback=self._log_success_callback,
-        )
-        assert isinstance(returns, list) and isinstance(lengths, list)
+        episodes = evaluate_episodes(self.model, self.eval_env, self.n_eval_episodes, self.deterministic)
         self.evaluations_timesteps.append(self.num_timesteps)
-        self.evaluations_results.append(returns)
-        self.evaluations_length.append(lengths)
+        self.evaluations_results.append(episodes.returns)
+        self.evaluations_length.append(episodes.lengths)
         arrays: dict[str, Any] = dict(
             timesteps=self.evaluations_timesteps, results=self.evaluations_results, ep_lengths=self.evaluations_length
         )
-        if self._is_success_buffer:
-            self.evaluations_successes.append(self._is_success_buffer)
+        if episodes.successes:
+            self.evaluations_successes.append(episodes.successes)
             arrays["successes"] = self.evaluations_successes
-        for key, values in self._episode_energy.items():
+        for key, values in episodes.energy.items():
             self.evaluations_energy[key].append(values)
             arrays[key] = self.evaluations_energy[key]
-        atomic_savez(self.run_dir / "evaluations.npz", **arrays)
+        atomic_savez(self.run.path / rundir.EVALUATIONS, **arrays)
 
-        mean_return = float(np.mean(returns))
+        mean_return = float(np.mean(episodes.returns))
         self.last_mean_reward = mean_return
         self.logger.record("eval/mean_reward", mean_return)
-        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
-        line = f"eval {self.num_timesteps:>10,d} steps | return {mean_return:9.2f} ± {np.std(returns):7.2f}"
-        if self._is_success_buffer:
-            success = float(np.mean(self._is_success_buffer))
-            self.logger.record("eval/success_rate", success)
-            line += f" | success {success:4.0%}"
-        for key, values in self._episode_energy.items():
+        self.logger.record("eval/mean_ep_length", float(np.mean(episodes.lengths)))
+        if episodes.successes:
+            self.logger.record("eval/success_rate", float(np.mean(episodes.successes)))
+        for key, values in episodes.energy.items():
             self.logger.record(f"eval/{key}", float(np.mean(values)))
-            line += f" | {key.removeprefix('ep_')} {np.mean(values):.4f}"
+        line = f"eval {self.num_timesteps:>10,d} steps | {episodes.line()}"
         elapsed = time.time() - self._start_time
         speed = (self.num_timesteps - self._start_steps) / max(elapsed, 1e-9)
         line += f" | {speed:,.0f} steps/s"
@@ -182,18 +214,19 @@ class EnergyEvalCallback(EvalCallback):
         return True
 
     def _save_best(self, mean_return: float) -> None:
-        """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was)."""
-        model, stats, record = (
-            self.run_dir / name for name in ("best_model.zip", "best_vecnormalize.pkl", "best_model.yml")
-        )
+        """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was); then
+        rl-baselines3-zoo's view of them (see ``lattice.experiments.rundir``)."""
+        model, stats = self.run / rundir.BEST_MODEL, self.run / rundir.BEST_VECNORMALIZE
         self.model.save(temporary(model))
         vec_normalize = self.model.get_vec_normalize_env()
         if vec_normalize is not None:
             vec_normalize.save(str(temporary(stats)))
             os.replace(temporary(stats), stats)
         os.replace(temporary(model), model)
-        temporary(record).write_text(yaml.safe_dump({"timesteps": int(self.num_timesteps), "return_mean": mean_return}))
-        os.replace(temporary(record), record)
+        record = {"timesteps": int(self.num_timesteps), "return_mean": mean_return}
+        atomic_write_text(self.run / rundir.BEST_RECORD, yaml.safe_dump(record))
+        if self.env_id is not None:
+            self.run.publish_zoo_view(self.env_id)
 
 
 class RunCheckpointCallback(CheckpointCallback):
@@ -210,11 +243,18 @@ class RunCheckpointCallback(CheckpointCallback):
     past each multiple of ``save_freq``. Off-policy algorithms are checkpointed at the step itself.
 
     :param save_freq: Save each time the step count passes a multiple of ``save_freq`` (all envs together).
-    :param save_path: The checkpoints folder.
+    :param run: The run folder (checkpoints go to its ``checkpoints/``).
     """
 
-    def __init__(self, save_freq: int, save_path: Path):
-        super().__init__(save_freq, str(save_path), save_replay_buffer=True, save_vecnormalize=True)
+    def __init__(self, save_freq: int, run: RunDir):
+        super().__init__(
+            save_freq,
+            str(run / rundir.CHECKPOINTS),
+            name_prefix=rundir.CHECKPOINT_PREFIX,
+            save_replay_buffer=True,
+            save_vecnormalize=True,
+        )
+        self.run = run
         self._grid = StepGrid(save_freq)
         self._between_rollouts = False
         self._collecting_from: int | None = None  # on-policy: the step count at which the current rollout began
@@ -261,25 +301,25 @@ class RunCheckpointCallback(CheckpointCallback):
         self.save()
         return self.num_timesteps
 
+    def _checkpoint_path(self, checkpoint_type: str = "", extension: str = "") -> str:
+        """SB3's hook for checkpoint file names: the run folder's names (``rundir``)."""
+        return str(self.run.checkpoint(self.num_timesteps, checkpoint_type))
+
     def save(self) -> None:
         """Save a checkpoint at the current step count."""
         Path(self.save_path).mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         vec_normalize = self.model.get_vec_normalize_env()
         if vec_normalize is not None:
-            written.append(Path(self._checkpoint_path("vecnormalize_", extension="pkl")))
+            written.append(Path(self._checkpoint_path("vecnormalize_")))
             vec_normalize.save(str(temporary(written[-1])))
         if isinstance(self.model, OffPolicyAlgorithm):
-            written.append(Path(self._checkpoint_path("replay_buffer_", extension="pkl")))
+            written.append(Path(self._checkpoint_path("replay_buffer_")))
             self.model.save_replay_buffer(temporary(written[-1]))
-        written.append(Path(self._checkpoint_path(extension="zip")))
+        written.append(Path(self._checkpoint_path()))
         self.model.save(temporary(written[-1]))
         for path in written:  # the model last
             os.replace(temporary(path), path)
-        for old in sorted(Path(self.save_path).glob("rl_model_replay_buffer_*_steps.pkl"), key=checkpoint_steps)[:-1]:
+        buffers = Path(self.save_path).glob(f"{rundir.CHECKPOINT_PREFIX}_replay_buffer_*_steps.pkl")
+        for old in sorted(buffers, key=rundir.checkpoint_steps)[:-1]:  # only the newest is needed to resume
             old.unlink()
-
-
-def checkpoint_steps(path: Path) -> int:
-    """The step count in a checkpoint file name, ``..._<steps>_steps.<ext>``."""
-    return int(path.stem.rsplit("_", 2)[-2])

@@ -20,7 +20,7 @@ so a worker runs it only if it declares at least as much (``dask worker ... --re
 embedded cluster starts ``cores // cpus`` workers (and no more than the GPUs allow), each with its own GPUs
 (``CUDA_VISIBLE_DEVICES``); ``--slurm`` starts ``cores // cpus`` worker processes per job, each declaring that.
 
-Each trial is exactly a run of ``experiments/run.py`` (``lattice.training``), in ``<sweep>/trials/<trial>/``.
+Each trial is exactly a run of ``lattice-train`` (``lattice.experiments.training``), in ``<sweep>/trials/<trial>/``.
 Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints.
 """
 
@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from lattice.config import ConfigError, load_yaml, resolve_config
+from lattice.experiments import rundir
+from lattice.experiments.config import ConfigError, load_yaml, resolve_config
 
 GRID_NAMES = ("algo", "noise", "env", "seed")
 SWEEP_KEYS = ("name", "grid", "settings", "retries", "resources", "slurm")
@@ -101,8 +102,10 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     :param log_file: Where its printed lines go (appended), e.g. ``<sweep>/output/<trial>.log``.
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from lattice.training import finished_summary, resume_run, start_run
+    from lattice.experiments.process import configure_process
+    from lattice.experiments.training import resume_run, start_run
+
+    configure_process()  # a worker process is an experiment process like the CLI's
 
     try:
         from distributed import get_worker
@@ -111,10 +114,10 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     except (ImportError, ValueError):
         worker = "local"
     path = Path(run_dir)
-    finished = finished_summary(path)
+    finished = rundir.RunDir(path).finished_summary()
     if finished is not None:
         return {**finished, "status": "skipped", "worker": worker}
-    resume = (path / "config.yml").is_file()
+    resume = (path / rundir.CONFIG).is_file()
     if not resume and path.is_dir() and not any(path.iterdir()):
         path.rmdir()  # created by a run killed before it wrote anything
     print(f"{'resuming' if resume else 'starting'}: {path.name} on worker {worker}", flush=True)
@@ -125,7 +128,7 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
             summary = resume_run(path, progress_bar=False)
         else:
             _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False)
-    (path / "worker.txt").write_text(worker + "\n")
+    (path / rundir.WORKER).write_text(worker + "\n")
     return {**summary, "worker": worker}
 
 
@@ -201,7 +204,7 @@ def _check_workers(client: Any, resources: dict[str, int]) -> None:
 def latest_evaluation(run_dir: Path) -> str:
     """A running trial's latest evaluation, for progress lines: ``step 4,096: return 12.34`` or ``starting``."""
     try:
-        data = np.load(run_dir / "evaluations.npz")  # written atomically: never half a file
+        data = np.load(run_dir / rundir.EVALUATIONS)  # written atomically: never half a file
         step, returns = int(data["timesteps"][-1]), np.asarray(data["results"][-1])
     except (FileNotFoundError, OSError, KeyError, IndexError, ValueError):
         return "starting"

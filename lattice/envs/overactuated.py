@@ -148,4 +148,4 @@ class OveractuatedReach(gym.Env[np.ndarray, np.ndarray]):
         return image
 
 
-gym.register(ENV_ID, entry_point="lattice.overactuated:OveractuatedReach", max_episode_steps=100)
+gym.register(ENV_ID, entry_point="lattice.envs.overactuated:OveractuatedReach", max_episode_steps=100)

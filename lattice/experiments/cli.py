@@ -1,0 +1,314 @@
+"""The commands of the experiment layer: ``lattice-train``, ``lattice-sweep``, ``lattice-plot``, ``lattice-render`` and
+``lattice-enjoy`` (the package's console scripts; ``experiments/{run,sweep,plot,render,enjoy}.py`` in the repository
+call the same functions).
+
+Each parses its arguments, applies the process settings (``lattice.experiments.process``) and makes one call into
+the library. Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lattice.experiments.config import CONFIG_DIR, ConfigError
+from lattice.experiments.process import configure_process
+
+TRAIN_HELP = """Train one algorithm x noise x task and write a run folder (its layout: lattice.experiments.rundir).
+
+Examples:
+    lattice-train --algo sac --noise lattice --env ant -n 100000
+    lattice-train --algo ppo --noise gsde --env reorient --seed 3
+    lattice-train --algo ppo --noise lattice --env myoHandReorient8-v0 --hyperparams n_steps=256
+    lattice-train --config logs/sac/Ant-v5_1/config.yml          # repeat a run exactly
+    lattice-train --resume logs/sac/Ant-v5_1                     # continue an interrupted run
+    lattice-train --algo ppo --noise lattice --env mytask --config-dir my_configs   # a task file of one's own
+
+Settings come from defaults.yaml, then the task's file (--config-dir first, then the packaged configs), then the
+flags, then --hyperparams. Bad input exits with code 2 and creates nothing.
+"""
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from lattice.experiments.config import ALGOS
+    from lattice.noise import NOISES
+
+    p = argparse.ArgumentParser(
+        prog="lattice-train", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--algo", choices=list(ALGOS), help="algorithm (default: the --config file's)")
+    p.add_argument(
+        "--noise", help=f"exploration noise: {', '.join(f'{n} ({s.description})' for n, s in NOISES.items())}"
+    )
+    p.add_argument(
+        "--env", help="task (ant, reorient, pen, elbow, overactuated: a task file) or a gymnasium id (default: ant)"
+    )
+    p.add_argument("--config", type=Path, help="YAML config: a task file, or a run's config.yml to repeat it")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        default=CONFIG_DIR,
+        help="a folder of task files (and optionally defaults.yaml) searched before the packaged ones",
+    )
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("-n", "--timesteps", type=int, help="total environment steps (default 1M; the paper: 10M-20M)")
+    p.add_argument("--n-envs", type=int, help="parallel training envs (default: the task's)")
+    p.add_argument(
+        "--noise-period",
+        type=int,
+        help="T: steps between redraws of gsde/lattice noise (sde_sample_freq; -1: per rollout)",
+    )
+    p.add_argument(
+        "--hyperparams",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override settings, YAML values, dotted keys: learning_rate=1e-4 policy_kwargs.alpha=0.5 normalize=false",
+    )
+    p.add_argument("--eval-freq", type=int, help="environment steps between evaluations (default 10000)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
+    p.add_argument("--save-freq", type=int, help="environment steps between checkpoints (default 50000)")
+    p.add_argument("--device", help="torch device: auto, cpu, cuda (default auto)")
+    p.add_argument("--log-dir", type=Path, default=Path("logs"), help="runs go to LOG_DIR/<algo>/<env>_<N>/")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline without an API key)")
+    p.add_argument("--wandb-project", default="lattice", help="wandb project")
+    p.add_argument("--wandb-entity", help="wandb entity (user or team)")
+    p.add_argument("--video", action="store_true", help="render the best policy to RUN_DIR/videos/ at the end")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """``lattice-train``: one training run (or ``--resume`` one)."""
+    args = train_parser().parse_args(argv)
+    if args.config_dir != CONFIG_DIR and not args.config_dir.is_dir():
+        return _fail(f"--config-dir {args.config_dir}: no such folder")
+    configure_process()
+    from lattice.experiments.config import resolve_config
+    from lattice.experiments.training import resume_run, start_run
+
+    train_kwargs = dict(
+        progress_bar=not args.no_progress_bar,
+        wandb_project=args.wandb_project if args.wandb else None,
+        wandb_entity=args.wandb_entity,
+        video=args.video,
+    )
+    try:
+        if args.resume is not None:
+            defaults = vars(train_parser().parse_args([]))
+            kept = ("resume", "no_progress_bar", "wandb", "wandb_project", "wandb_entity", "video")
+            given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in kept and v != defaults[k]]
+            if given:
+                raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+            run_dir, summary = args.resume, resume_run(args.resume, **train_kwargs)
+        else:
+            overrides = dict(
+                seed=args.seed,
+                timesteps=args.timesteps,
+                n_envs=args.n_envs,
+                noise_period=args.noise_period,
+                eval_freq=args.eval_freq,
+                eval_episodes=args.eval_episodes,
+                save_freq=args.save_freq,
+                device=args.device,
+            )
+            env = args.env or (None if args.config else "ant")
+            config = resolve_config(
+                args.algo, args.noise, env, args.config, overrides, args.hyperparams, config_dir=args.config_dir
+            )
+            recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+            run_dir, summary = start_run(config, args.log_dir, recorded, **train_kwargs)
+    except ConfigError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print("\ninterrupted: continue from the last checkpoint with  lattice-train --resume RUN_DIR")
+        return 130
+    final = summary["final_eval"]
+    print(f"done: {run_dir} | final return {final['return_mean']:.2f} ± {final['return_std']:.2f}", flush=True)
+    return 0
+
+
+SWEEP_HELP = """Run a sweep (algorithm x noise x task x seeds, and any setting) on Dask; the same command again
+continues it.
+
+Examples:
+    lattice-sweep --config configs/sweeps/tiny.yaml                      # embedded cluster, this machine
+    lattice-sweep --config tiny                                          # a packaged sweep file, by name
+    lattice-sweep --config configs/sweeps/paper_myosuite.yaml --max-concurrent 4
+    lattice-sweep --config configs/sweeps/paper_ant.yaml --scheduler tcp://10.0.0.5:8786
+    lattice-sweep --config configs/sweeps/paper_myosuite.yaml --slurm    # the file's slurm: block
+
+Trials go to LOG_DIR/<name>/trials/<algo>_<noise>_<env>_seed<k>/ (run folders of lattice-train); the grid is in
+sweep.yml, the outcome of each trial in results.yml. Report with: lattice-plot LOG_DIR/<name>
+Exit code: 0 when every trial finished, 1 when some failed (after Dask's retries), 2 on a bad sweep file.
+"""
+
+
+def sweep_main(argv: list[str] | None = None) -> int:
+    """``lattice-sweep``: run or continue a sweep."""
+    p = argparse.ArgumentParser(
+        prog="lattice-sweep", description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, help="sweep file, or the name of a packaged one (configs/sweeps/)"
+    )
+    p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="sweeps go to LOG_DIR/<name>/")
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="trials at once on the embedded cluster (default: as many as the cores fit, given resources.cpus)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        help="seconds between lines on the running trials and their latest evaluation (default: 60)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
+    args = p.parse_args(argv)
+    if args.max_concurrent is not None and args.max_concurrent <= 0:
+        return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
+    if args.progress_every <= 0:
+        return _fail(f"--progress-every must be positive (seconds), got {args.progress_every}")
+    path = args.config
+    packaged = CONFIG_DIR / "sweeps" / f"{path}.yaml"
+    if not path.exists() and path.suffix == "" and packaged.is_file():
+        path = packaged
+    configure_process()
+    try:
+        from lattice.experiments.sweep import run_sweep
+    except ImportError as e:
+        return _fail(f"sweeps need Dask: pip install 'sb3-lattice[sweeps]' ({e})")
+    try:
+        results = run_sweep(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.progress_every)
+    except ConfigError as e:
+        return _fail(str(e))
+    return 1 if any(r["status"] == "failed" for r in results.values()) else 0
+
+
+PLOT_HELP = """Reports over run folders (single runs or whole sweeps): curves across seeds, final values with 95%
+intervals.
+
+Examples:
+    lattice-plot logs/ppo --out reports/elbow
+    lattice-plot logs/ppo/myoElbowPose1D6MRandom-v0_1 logs/ppo/myoElbowPose1D6MRandom-v0_2 --statistic iqm
+
+Writes into --out: <env>.png per environment (evaluation return, success and energy vs env steps, one line per
+algorithm x noise with a 95% bootstrap band across seeds; final values as bars with intervals), final.md (a
+markdown table: estimate [95% CI] per metric and the number of seeds, then each noise against --baseline: the
+difference in return and success, the relative change in energy, with 95% intervals), final.csv, comparison.csv
+and evaluations.csv. Only finished runs are reported; final.md lists the others (stopped by an error, or still
+running) with their last evaluation, and --unfinished reports them at it.
+"""
+
+
+def plot_main(argv: list[str] | None = None) -> int:
+    """``lattice-plot``: a report over run folders."""
+    p = argparse.ArgumentParser(
+        prog="lattice-plot", description=PLOT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("paths", type=Path, nargs="+", help="run folders, or folders that contain run folders")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    p.add_argument("--statistic", choices=["mean", "iqm"], default="mean", help="across seeds (default mean)")
+    p.add_argument("--baseline", default="isotropic", help="noise the others are compared with (default isotropic)")
+    p.add_argument("--unfinished", action="store_true", help="also report unfinished runs, at their last evaluation")
+    args = p.parse_args(argv)
+    configure_process()
+    from lattice.experiments.report import write_report
+
+    try:
+        written = write_report(args.paths, args.out, args.statistic, args.baseline, args.unfinished)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    print("\n".join(map(str, written)))
+    print((args.out / "final.md").read_text())
+    return 0
+
+
+RENDER_HELP = """Render deterministic rollouts of a trained policy from its run folder to MP4 (headless).
+
+Examples:
+    lattice-render logs/sac/Ant-v5_1                        # best model, 1 episode
+    lattice-render logs/ppo/myoChallengeDieReorientP2-v0_2 --model final --episodes 3
+    lattice-render logs/sac/Ant-v5_1 --model 50000 --out videos/ant_50k.mp4
+
+The video plays at the env's control rate (1 / control step). Bad input exits with code 2.
+"""
+
+
+def render_main(argv: list[str] | None = None) -> int:
+    """``lattice-render``: a rollout video of a run's policy."""
+    p = argparse.ArgumentParser(
+        prog="lattice-render", description=RENDER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("run_dir", type=Path, help="a run folder of lattice-train")
+    p.add_argument("--model", default="best", help="best, final, or a checkpoint's step count (default best)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes to render, one after the other (default 1)")
+    p.add_argument("--out", type=Path, help="MP4 path (default RUN_DIR/videos/<model>.mp4)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    p.add_argument("--size", type=int, nargs=2, default=(480, 360), metavar=("WIDTH", "HEIGHT"), help="pixels")
+    p.add_argument("--seed", type=int, help="seed of the rendered env (default: the run's evaluation seed)")
+    args = p.parse_args(argv)
+    configure_process()
+    from lattice.experiments.video import render_run
+
+    try:
+        out = render_run(args.run_dir, args.model, args.episodes, args.out, args.max_steps, tuple(args.size), args.seed)
+    except ConfigError as e:
+        return _fail(str(e))
+    print(out)
+    return 0
+
+
+ENJOY_HELP = """Evaluate a saved policy of a run folder: return, success and energy over N episodes, with the run's own
+normalisation statistics (those saved with that model); optionally render them to MP4.
+
+Examples:
+    lattice-enjoy logs/ppo/myoElbowPose1D6MRandom-v0_1                    # best model, 10 episodes
+    lattice-enjoy logs/sac/Ant-v5_1 --model final --episodes 20 --seed 7
+    lattice-enjoy logs/sac/Ant-v5_1 --render                              # and RUN_DIR/videos/<model>.mp4
+
+Prints one line per episode and a summary line. Bad input exits with code 2.
+"""
+
+
+def enjoy_main(argv: list[str] | None = None) -> int:
+    """``lattice-enjoy``: evaluate a run's saved policy over N episodes."""
+    p = argparse.ArgumentParser(
+        prog="lattice-enjoy", description=ENJOY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("run_dir", type=Path, help="a run folder of lattice-train")
+    p.add_argument("--model", default="best", help="best, final, or a checkpoint's step count (default best)")
+    p.add_argument("-n", "--episodes", type=int, default=10, help="episodes (default 10)")
+    p.add_argument("--seed", type=int, help="seed of the env (default: the run's evaluation seed)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
+    p.add_argument("--render", action="store_true", help="also render the episodes to RUN_DIR/videos/<model>.mp4")
+    args = p.parse_args(argv)
+    configure_process()
+    from lattice.experiments.playback import evaluate_run
+
+    try:
+        episodes = evaluate_run(args.run_dir, args.model, args.episodes, args.seed, not args.stochastic)
+        for i, (ret, length) in enumerate(zip(episodes.returns, episodes.lengths, strict=True)):
+            line = f"episode {i + 1:3d} | return {ret:9.2f} | length {length}"
+            if episodes.successes:
+                line += f" | success {int(episodes.successes[i])}"
+            line += "".join(f" | {k.removeprefix('ep_')} {v[i]:.4f}" for k, v in episodes.energy.items())
+            print(line)
+        print(f"{args.model} model of {args.run_dir}, {len(episodes.returns)} episodes | {episodes.line()}", flush=True)
+        if args.render:
+            from lattice.experiments.video import render_run
+
+            print(render_run(args.run_dir, args.model, args.episodes, seed=args.seed))
+    except ConfigError as e:
+        return _fail(str(e))
+    return 0
