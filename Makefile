@@ -5,16 +5,15 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is pinned and installed first. Where pip does not already serve its CPU build (our machines do),
 # pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
 TORCH_INDEX ?=
-# Headless rendering (MuJoCo): software EGL works on machines without a display.
-export MUJOCO_GL ?= egl
 
-.PHONY: install test test-all run lint bench ci clean
+.PHONY: install test test-all test-packaging run lint bench ci clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch is pinned here, first, so no dependency can pull a newer (CUDA) build.
 	$(PY) -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	# the package with every extra (experiments, sweeps, wandb) and the dev tools
 	$(PY) -m pip install -e ".[dev]"
 	touch $@
 
@@ -25,6 +24,11 @@ test: install
 
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
+
+# The wheel installed into fresh virtual environments: core only, then with the experiments extra (from a folder
+# outside the repository), and the core with the oldest supported SB3 / sb3-contrib / gymnasium (CI runs this).
+test-packaging: install
+	$(PY) -m pytest -n 2 -m packaging tests/test_packaging.py
 
 # The main job on a small budget (about 5 minutes on 2 cores): Lattice-SAC on Ant with the paper's settings,
 # 4 envs, 30k steps (a replay buffer of 50k holds them all, instead of the paper's 300k); leaves a complete run
@@ -47,4 +51,4 @@ bench: install
 	$(PY) benchmarks/env_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,141 @@
+"""The package as users install it: a wheel, built from this checkout and installed into fresh virtual
+environments (marker ``packaging``: several minutes; ``make test-packaging``, which CI runs).
+
+- the core alone: ``import lattice`` imports nothing of the experiment layer, Lattice-SAC and -PPO train on
+  Pendulum-v1 and load in a fresh process with identical predictions (``tests/packaging/core_smoke.py``);
+- then the ``experiments`` extra into the same environment, and from a folder outside the repository: a tiny
+  training run through the console script, its report, and ``versions.yml`` naming this package's version;
+- the core with the oldest supported Stable-Baselines3, sb3-contrib and gymnasium, without numba (so the
+  likelihood falls back to torch's factorisation): the same smoke test, then the core test files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.packaging
+
+ROOT = Path(__file__).resolve().parent.parent
+# torch first and pinned (a range would pull the newest, CUDA build); see the Makefile.
+TORCH = "torch==2.13.0"
+# The oldest releases the core supports (README: "Versions"); numpy 2 needs gymnasium >= 1.0.
+OLDEST = ["stable-baselines3==2.0.0", "sb3-contrib==2.0.0", "gymnasium==0.28.1", "numpy<2"]
+CORE_TESTS = ["test_distributions.py", "test_linalg.py", "test_policies.py", "test_spd.py"]
+EXPERIMENT_DISTRIBUTIONS = {"myosuite", "matplotlib", "dask", "distributed", "wandb", "pandas", "mujoco", "pyyaml"}
+
+
+def sh(args: list[str | Path], cwd: Path, timeout: int = 1200, env: dict[str, str] | None = None) -> str:
+    """Run a command, fail the test with its output if it fails, return its stdout."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})}
+    )
+    assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def venv(path: Path) -> Path:
+    """A fresh virtual environment with the pinned torch; returns its python."""
+    sh([sys.executable, "-m", "venv", path], cwd=path.parent)
+    python = path / "bin" / "python"
+    sh([python, "-m", "pip", "install", "--quiet", TORCH], cwd=path.parent)
+    return python
+
+
+def installed(python: Path) -> set[str]:
+    listing = json.loads(sh([python, "-m", "pip", "list", "--format", "json"], cwd=python.parent))
+    return {entry["name"].lower().replace("_", "-") for entry in listing}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    sh([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", out, ROOT], cwd=out)
+    (path,) = out.glob("sb3_lattice-*.whl")
+    return path
+
+
+def test_wheel_contents(wheel: Path) -> None:
+    """The wheel carries the configs (task and sweep files), py.typed and the console scripts."""
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("lattice/experiments/configs/ant.yaml", "lattice/experiments/configs/sweeps/tiny.yaml"):
+        assert name in names
+    assert "lattice/experiments/configs/shared/paper_sac.yaml" in names and "lattice/py.typed" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for command in ("lattice-train", "lattice-sweep", "lattice-plot", "lattice-render", "lattice-enjoy"):
+        assert f"{command} = lattice.experiments.cli:" in text
+
+
+def test_core_then_experiments_install(wheel: Path, tmp_path: Path) -> None:
+    python = venv(tmp_path / "venv")
+    sh([python, "-m", "pip", "install", "--quiet", wheel], cwd=tmp_path)
+    assert not EXPERIMENT_DISTRIBUTIONS & installed(python), "the core install pulled experiment packages"
+    outside = tmp_path / "elsewhere"  # not the repository: `import lattice` must find the installed package
+    outside.mkdir()
+    strict = "import lattice, sys; assert not {'myosuite', 'matplotlib', 'dask', 'wandb', 'pandas'} & set(sys.modules)"
+    sh([python, "-c", strict], cwd=outside)
+    shutil.copy(ROOT / "tests" / "packaging" / "core_smoke.py", outside)
+    smoke = json.loads(sh([python, "core_smoke.py"], cwd=outside).strip().splitlines()[-1])
+    assert "site-packages" in smoke["file"] and len(smoke["sac"]) == len(smoke["ppo"]) == 5
+
+    sh([python, "-m", "pip", "install", "--quiet", f"{wheel}[experiments]"], cwd=tmp_path)
+    bin_dir = python.parent
+    sh(
+        [
+            bin_dir / "lattice-train",
+            *("--algo", "ppo", "--noise", "lattice", "--env", "elbow", "-n", "256", "--n-envs", "1"),
+            *("--eval-freq", "128", "--eval-episodes", "2", "--no-progress-bar"),
+            *("--hyperparams", "n_steps=64", "batch_size=32"),
+        ],
+        cwd=outside,
+    )
+    run_dir = outside / "logs" / "ppo" / "myoElbowPose1D6MRandom-v0_1"
+    assert yaml.safe_load((run_dir / "summary.yml").read_text())["status"] == "finished"
+    versions = yaml.safe_load((run_dir / "versions.yml").read_text())
+    import lattice
+
+    assert versions["sb3-lattice"] == lattice.__version__ and versions["git_commit"] is None
+    sh([bin_dir / "lattice-plot", "logs", "--out", "report"], cwd=outside)
+    assert (outside / "report" / "final.md").read_text().count("myoElbowPose1D6MRandom-v0") >= 1
+    assert (outside / "report" / "myoElbowPose1D6MRandom-v0.png").stat().st_size > 0
+    assert "lattice-sweep" in sh([bin_dir / "lattice-sweep", "--help"], cwd=outside)
+
+
+def test_oldest_supported_versions_without_numba(wheel: Path, tmp_path: Path) -> None:
+    python = venv(tmp_path / "venv")
+    sh([python, "-m", "pip", "install", "--quiet", "--no-deps", wheel], cwd=tmp_path)
+    sh([python, "-m", "pip", "install", "--quiet", *OLDEST, "pytest"], cwd=tmp_path)
+    versions = json.loads(
+        sh(
+            [
+                python,
+                "-c",
+                "import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
+                "('stable-baselines3', 'sb3-contrib', 'gymnasium')}))",
+            ],
+            cwd=tmp_path,
+        )
+    )
+    assert versions == {"stable-baselines3": "2.0.0", "sb3-contrib": "2.0.0", "gymnasium": "0.28.1"}
+    assert "numba" not in installed(python)
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name in ["conftest.py", *CORE_TESTS]:
+        shutil.copy(ROOT / "tests" / name, tests)
+    shutil.copy(ROOT / "tests" / "packaging" / "core_smoke.py", tests)
+    sh([python, "core_smoke.py"], cwd=tests)
+    fallback = "from lattice import spd; assert not spd.available(), 'numba is importable'"
+    sh([python, "-c", fallback], cwd=tests)
+    output = sh([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CORE_TESTS], cwd=tests, timeout=1800)
+    assert " passed" in output and " failed" not in output
