@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -23,6 +24,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from lattice.envs import make_env
 from lattice.experiments import rundir
+from lattice.experiments.cli import enjoy_main
 from lattice.experiments.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,22 +35,27 @@ def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedP
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def elbow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny PPO run on the MyoSuite elbow with the paper's settings (VecNormalize on), 2 checkpoints."""
-    tmp = tmp_path_factory.mktemp("zoo")
-    result = run(
-        [
-            sys.executable,
-            str(ROOT / "experiments" / "run.py"),
-            *("--algo", "ppo", "--noise", "lattice", "--env", "elbow", "-n", "1024", "--n-envs", "2"),
-            *("--eval-freq", "256", "--eval-episodes", "2", "--save-freq", "512", "--no-progress-bar"),
-            *("--hyperparams", "n_steps=128", "batch_size=64"),
-        ],
-        cwd=tmp,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "logs" / "ppo" / f"{ENV_ID}_1"
+    """A tiny PPO run on the MyoSuite elbow with the paper's settings (VecNormalize on), 2 checkpoints; trained once
+    and shared by the pytest-xdist workers (the tests only read it), as xdist's documentation does it."""
+    shared = tmp_path_factory.getbasetemp().parent / "zoo"  # the same folder for every worker of this session
+    shared.mkdir(exist_ok=True)
+    run_dir = shared / "logs" / "ppo" / f"{ENV_ID}_1"
+    with FileLock(str(shared / "train.lock")):
+        if not (run_dir / rundir.SUMMARY).is_file():
+            result = run(
+                [
+                    sys.executable,
+                    str(ROOT / "experiments" / "run.py"),
+                    *("--algo", "ppo", "--noise", "lattice", "--env", "elbow", "-n", "1024", "--n-envs", "1"),
+                    *("--eval-freq", "256", "--eval-episodes", "2", "--save-freq", "512", "--no-progress-bar"),
+                    *("--hyperparams", "n_steps=128", "batch_size=64"),
+                ],
+                cwd=shared,
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
 
 
 def zoo_enjoy(run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -147,10 +154,18 @@ def test_lattice_enjoy_prints_return_success_energy(elbow_run: Path) -> None:
         (["-n", "0"], "--episodes must be positive"),
     ],
 )
-def test_lattice_enjoy_bad_input_exits_2(elbow_run: Path, args: list[str], message: str) -> None:
-    result = run([sys.executable, str(ROOT / "experiments" / "enjoy.py"), str(elbow_run), *args], cwd=elbow_run)
-    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_lattice_enjoy_bad_input_exits_2(
+    elbow_run: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's function in this process (its exit code and stderr are what the console script gives)."""
+    assert enjoy_main([str(elbow_run), *args]) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_lattice_enjoy_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert enjoy_main([str(tmp_path)]) == 2
+    assert "is not a run folder of lattice-train" in capsys.readouterr().err
 
 
 def test_resume_past_the_best_model_withdraws_the_zoo_view(tmp_path: Path) -> None:
