@@ -184,3 +184,15 @@ def test_resume_past_the_best_model_withdraws_the_zoo_view(tmp_path: Path) -> No
     assert (tmp_path / "best_model_before_resume_1.zip").read_bytes() == rundir.BEST_MODEL.encode()
     assert run.evaluations()["timesteps"].tolist() == [300]
     assert np.load(tmp_path / "evaluations_before_resume_1.npz")["timesteps"].tolist() == [300, 700]
+
+
+def test_set_aside_never_reuses_a_number_and_leaves_no_empty_curve(tmp_path: Path) -> None:
+    """A resume from the start (no checkpoint) sets every evaluation aside and leaves no evaluations.npz (a run
+    without evaluations, as reports expect); the numbers of set-aside files continue past any left by a resume that
+    was killed half-way."""
+    run = RunDir(tmp_path)
+    (tmp_path / "best_model_before_resume_3.zip").write_bytes(b"left by an interrupted resume")
+    rundir.atomic_savez(tmp_path / rundir.EVALUATIONS, timesteps=np.array([300]), results=np.ones((1, 3)))
+    run.set_aside_after(0)
+    assert not (tmp_path / rundir.EVALUATIONS).exists() and run.evaluations() == {}
+    assert np.load(tmp_path / "evaluations_before_resume_4.npz")["timesteps"].tolist() == [300]

@@ -11,7 +11,7 @@ Wrapper stack of one training or evaluation env (inside out)::
     EpisodeEnergy                            episode means of effort / act² / a², success at the episode's end
     Monitor(info_keywords=...)               added by SB3's make_vec_env; writes them to the monitor CSV
 
-Energy (mission.md): for a model with activation states (MyoSuite muscles, ``model.na > 0``) the per-step
+Energy: for a model with activation states (MyoSuite muscles, ``model.na > 0``) the per-step
 effort ‖act‖₂ / n_muscles (the MyoChallenge effort) and mean(act²); for every env the mean of the applied
 action squared, mean(a²) (Ant: proportional to its control cost). Each is averaged over the episode's steps and
 reported in ``info`` at the episode's last step, so SB3's Monitor (which keeps only the last step's value of an

@@ -8,6 +8,7 @@ Its modules, each imported on its own (importing this package imports none of th
 - ``rundir``: the run folder's layout, atomic writes, what a run says about itself;
 - ``training``: a config → envs, model, callbacks → a run folder; resume;
 - ``callbacks``: evaluation with energy, checkpoints;
+- ``playback``: a saved policy on its env with its own statistics (``lattice-enjoy``);
 - ``report``: a run's figures, reports over seeds;
 - ``video``: headless rollout videos;
 - ``sweep``: grids on Dask;

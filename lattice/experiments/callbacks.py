@@ -162,8 +162,8 @@ class EnergyEvalCallback(EvalCallback):
         for key in ENERGY_KEYS:
             if key in data:
                 self.evaluations_energy[key] = data[key][keep].tolist()
-        if self.evaluations_results:
-            self.best_mean_reward = float(np.max(np.mean(self.evaluations_results, axis=1)))
+        # The best saved model's return (not the best kept evaluation's: a kill may have come before it was saved)
+        self.best_mean_reward = float(self.run.best_record().get("return_mean", -np.inf))
 
     def _on_training_start(self) -> None:
         self._start_time, self._start_steps = time.time(), self.model.num_timesteps

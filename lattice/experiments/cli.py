@@ -293,6 +293,8 @@ def enjoy_main(argv: list[str] | None = None) -> int:
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
     p.add_argument("--render", action="store_true", help="also render the episodes to RUN_DIR/videos/<model>.mp4")
     args = p.parse_args(argv)
+    if args.stochastic and args.render:
+        return _fail("--render shows the deterministic policy; drop --stochastic or --render")
     configure_process()
     from lattice.experiments.playback import evaluate_run
 

@@ -2,9 +2,9 @@
 
 A task file (``configs/ant.yaml``, ...) holds the settings shared by all algorithms at the top level and a block
 per algorithm (``sac:``, ``ppo:``, ``recurrent_ppo:``) that is merged on top; ``include:`` names files merged
-first (shared blocks live in one file, e.g. ``configs/myosuite.yaml``), and ``variants:`` maps other gym ids that
-run with the task's settings to the keys they change. ``configs/defaults.yaml`` is the first layer of every
-config. Order of precedence, lowest first::
+first (shared blocks live in one file, e.g. ``configs/shared/paper_ppo_myosuite.yaml``), and ``variants:`` maps
+other gym ids that run with the task's settings to the keys they change. ``configs/defaults.yaml`` is the first
+layer of every config. Order of precedence, lowest first::
 
     defaults.yaml  <  included files  <  the task file  <  CLI flags (--seed, -n, ...)  <  --hyperparams
 
@@ -76,7 +76,7 @@ RUNNER_SET = {
     "use_sde": "--noise",
     "sde_sample_freq": "--noise-period",
     "tensorboard_log": "--log-dir",
-    "verbose": "--verbose",
+    "verbose": None,  # the runner prints one line per evaluation instead
     "_init_setup_model": None,
 }
 POLICY_RUNNER_SET = {

@@ -193,6 +193,12 @@ class RunDir:
         error = self / ERROR
         return error.read_text().splitlines()[0] if error.is_file() else "not finished"
 
+    def best_record(self) -> dict[str, Any]:
+        """``best_model.yml``: the step count and mean return of the evaluation that saved ``best_model.zip``
+        (empty if there is none)."""
+        path = self / BEST_RECORD
+        return load_yaml(path) if path.is_file() else {}
+
     def evaluations(self) -> dict[str, np.ndarray]:
         """The arrays of ``evaluations.npz`` (empty if none was written yet)."""
         path = self / EVALUATIONS
@@ -267,13 +273,19 @@ class RunDir:
         ones, so it stays one curve); a best model from that stretch goes to ``best_model_before_resume_<k>.zip``
         (with its VecNormalize and record) and the zoo's view of it is removed (the next evaluation saves a new best).
         """
-        k = 1 + len(list(self.path.glob("evaluations_before_resume_*.npz")))
+        # k: one more than any earlier set-aside file, so that a resume killed half-way never reuses a number
+        taken = [p.stem.rsplit("_", 1)[-1] for p in self.path.glob("*_before_resume_*.*")]
+        k = 1 + max((int(n) for n in taken if n.isdigit()), default=0)
         data = self.evaluations()
         if data and (data["timesteps"] > steps).any():
             _link_or_copy(self / EVALUATIONS, self / f"evaluations_before_resume_{k}.npz")
-            atomic_savez(self / EVALUATIONS, **{key: value[data["timesteps"] <= steps] for key, value in data.items()})
-        best = self / BEST_RECORD
-        if best.exists() and load_yaml(best)["timesteps"] > steps:
+            kept = data["timesteps"] <= steps
+            if kept.any():
+                atomic_savez(self / EVALUATIONS, **{key: value[kept] for key, value in data.items()})
+            else:  # none before the checkpoint: the run has no evaluation yet
+                (self / EVALUATIONS).unlink()
+        best = self.best_record()
+        if best and best["timesteps"] > steps:
             self._remove_zoo_view()
             for name in (BEST_MODEL, BEST_VECNORMALIZE, BEST_RECORD):
                 if (self / name).exists():
@@ -299,9 +311,11 @@ class RunDir:
         atomic_write_text(folder / ARGS, yaml.safe_dump({"env": config["env"], "env_kwargs": env_kwargs}))
 
     def publish_zoo_view(self, env_id: str) -> None:
-        """Point the zoo's names at the best policy: ``<env>/vecnormalize.pkl`` first, ``<env>.zip`` last (so that
-        the zoo never finds the model without its statistics)."""
+        """Point the zoo's names at the best policy: the old ``<env>.zip`` is removed first, then
+        ``<env>/vecnormalize.pkl`` and ``<env>.zip`` are linked, so that a kill at any point leaves the zoo no model
+        rather than a model with another model's statistics."""
         name = env_name(env_id)
+        (self / f"{name}.zip").unlink(missing_ok=True)
         if (self / BEST_VECNORMALIZE).exists():
             (self / name).mkdir(exist_ok=True)
             _link_or_copy(self / BEST_VECNORMALIZE, self / name / VECNORMALIZE)

@@ -30,6 +30,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,9 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     finished = rundir.RunDir(path).finished_summary()
     if finished is not None:
         return {**finished, "status": "skipped", "worker": worker}
-    resume = (path / rundir.CONFIG).is_file()
-    if not resume and path.is_dir() and not any(path.iterdir()):
-        path.rmdir()  # created by a run killed before it wrote anything
+    resume = rundir.RunDir(path).is_run()
+    if not resume and path.is_dir():
+        shutil.rmtree(path)  # created by a run killed before it recorded what runs: nothing in it to keep
     print(f"{'resuming' if resume else 'starting'}: {path.name} on worker {worker}", flush=True)
     # The trial's own lines (one per evaluation) go to its log file, not into the sweep's output.
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from lattice.envs import ENERGY_KEYS, make_env
 from lattice.experiments import rundir
 from lattice.experiments.callbacks import EnergyEvalCallback, EpisodeEnergyCallback, RunCheckpointCallback
-from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, load_yaml, validate
+from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, validate
 from lattice.experiments.rundir import RunDir
 
 
@@ -236,9 +236,7 @@ def _build(
     if resuming:
         run.set_aside_after(start_steps)
         if (run / rundir.EVALUATIONS).exists():
-            evaluation.restore(run / rundir.EVALUATIONS, start_steps)
-        if not (run / rundir.BEST_MODEL).exists():
-            evaluation.best_mean_reward = -np.inf  # the next evaluation saves a new best model
+            evaluation.restore(run / rundir.EVALUATIONS, start_steps)  # the best return: that of best_model.yml
     policy = ALGOS[config["algo"]][1]
     run.write_zoo_config(config, f"{policy.__module__}.{policy.__qualname__}")
     model.set_logger(_logger(run))
@@ -270,7 +268,7 @@ def _learn(session: _Session, progress_bar: bool) -> float:
             config["timesteps"] - session.start_steps,
             callback=callbacks,
             progress_bar=progress_bar,
-            reset_num_timesteps=session.start_steps == 0 and not (session.run / rundir.CHECKPOINTS).is_dir(),
+            reset_num_timesteps=session.start_steps == 0,  # a loaded checkpoint continues its step count
         )
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt) and model.num_timesteps > session.start_steps:
@@ -339,7 +337,7 @@ def summarize(
                 entry[key.removeprefix("ep_")] = float(np.mean(data[key][i]))
         return entry
 
-    best = int(np.flatnonzero(data["timesteps"] == load_yaml(run / rundir.BEST_RECORD)["timesteps"])[0])
+    best = int(np.flatnonzero(data["timesteps"] == run.best_record()["timesteps"])[0])
     summary: dict[str, Any] = {
         "status": "finished",
         "algo": config["algo"],

@@ -64,7 +64,7 @@ def render_run(
 ) -> Path:
     """Render deterministic rollouts of a run's policy to an MP4 and return its path.
 
-    :param run_dir: A run folder of ``experiments/run.py``.
+    :param run_dir: A run folder of ``lattice-train``.
     :param which: ``best``, ``final`` or a checkpoint's step count.
     :param episodes: Episodes, one after the other in one video.
     :param out: The MP4 path; default ``run_dir/videos/<which>.mp4``.
@@ -77,9 +77,7 @@ def render_run(
     if size[0] <= 0 or size[1] <= 0:
         raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
     run = rundir.RunDir(run_dir)
-    if not run.is_run():
-        raise ConfigError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
-    env_id = str(run.config().get("env", ""))
+    env_id = str(run.config().get("env", "")) if run.is_run() else ""  # load_run_policy checks the folder
     # gymnasium's MuJoCo envs render at a size given to their constructor; the MyoSuite scenes, per frame (_Frames).
     render_kwargs = {} if env_id.startswith("myo") else {"width": size[0], "height": size[1]}
     playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=render_kwargs)
