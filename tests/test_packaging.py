@@ -89,6 +89,11 @@ def test_core_then_experiments_install(wheel: Path, tmp_path: Path) -> None:
     smoke = json.loads(sh([python, "core_smoke.py"], cwd=outside).strip().splitlines()[-1])
     assert "site-packages" in smoke["file"] and len(smoke["sac"]) == len(smoke["ppo"]) == 5
 
+    # the console scripts exist in a core install; they say what to install instead of a traceback
+    bare = subprocess.run([python.parent / "lattice-train", "--help"], cwd=outside, capture_output=True, text=True)
+    assert bare.returncode == 1 and "pip install 'sb3-lattice[experiments]'" in bare.stderr, bare.stderr[-2000:]
+    assert len(bare.stderr.strip().splitlines()) == 1
+
     sh([python, "-m", "pip", "install", "--quiet", f"{wheel}[experiments]"], cwd=tmp_path)
     bin_dir = python.parent
     sh(

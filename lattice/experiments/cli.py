@@ -12,8 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from lattice.experiments.config import CONFIG_DIR, ConfigError
 from lattice.experiments.process import configure_process
+
+try:
+    from lattice.experiments.config import CONFIG_DIR, ConfigError
+except ImportError as e:  # a core install: the console scripts exist, the experiment layer's dependencies do not
+    raise SystemExit(
+        f"error: the lattice-* commands need the experiment layer: pip install 'sb3-lattice[experiments]' ({e})"
+    ) from None
 
 TRAIN_HELP = """Train one algorithm x noise x task and write a run folder (its layout: lattice.experiments.rundir).
 
