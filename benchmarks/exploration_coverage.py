@@ -27,8 +27,7 @@ import pandas as pd
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from lattice.envs import make_env
-from lattice.experiments.config import resolve_config
+from lattice.experiments.config import resolve_config, task_env
 from lattice.experiments.process import configure_process
 from lattice.experiments.training import build_model
 
@@ -91,8 +90,7 @@ def rollout(
 def coverage(task: str, noise: str, args: argparse.Namespace) -> dict[str, Any]:
     config_task, env_kwargs, positions = TASKS[task]
     config = resolve_config("ppo", noise, config_task, overrides={"seed": args.seed})
-    kwargs = {**config["env_kwargs"], **env_kwargs}
-    env = make_env(config["env"], kwargs, config["max_episode_steps"], config["reward_weights"])
+    env = task_env(config, **env_kwargs)
     model = build_model({**config, "device": "cpu"}, DummyVecEnv([lambda: env]))
     # States to match the noise at: the noise-free policy's own visits.
     period = config["noise_period"]

@@ -64,7 +64,9 @@ def _isotropic(action_dim: int, squash_output: bool, **_: Any) -> Distribution:
     return SquashedDiagGaussianDistribution(action_dim) if squash_output else DiagGaussianDistribution(action_dim)
 
 
-def _gsde(action_dim: int, *, full_std: bool, use_expln: bool, squash_output: bool, learn_features: bool, **_: Any):
+def _gsde(
+    action_dim: int, *, full_std: bool, use_expln: bool, squash_output: bool, learn_features: bool, **_: Any
+) -> Distribution:
     return StateDependentNoiseDistribution(
         action_dim, full_std=full_std, use_expln=use_expln, squash_output=squash_output, learn_features=learn_features
     )

@@ -18,7 +18,7 @@ import yaml
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from lattice.experiments.config import load_yaml, resolve_config
-from lattice.experiments.rundir import checkpoint_steps
+from lattice.experiments.rundir import RunDir
 from lattice.noise import NOISES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_pa
     assert proc.returncode == 130 and "interrupted" in stdout
 
     def saved() -> list[int]:
-        return sorted(checkpoint_steps(p) for p in (run_dir / "checkpoints").glob("rl_model_*_steps.zip"))
+        return RunDir(run_dir).checkpoint_step_counts()
 
     # at the first rollout start past 300 (and, if Ctrl-C came while collecting, at that rollout's start)
     assert saved()[0] == 320 and all(steps % 64 == 0 for steps in saved()), saved()

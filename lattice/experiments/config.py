@@ -35,7 +35,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from lattice.envs import check_env_id
+from lattice.envs import EpisodeEnergy, check_env_id, make_env
 from lattice.noise import NOISES
 from lattice.policies import LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy, LatticeSACPolicy
 
@@ -453,6 +453,18 @@ def algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     if spec.state_dependent:
         kwargs["sde_sample_freq"] = config["noise_period"]
     return kwargs
+
+
+def task_env(config: dict[str, Any], render_mode: str | None = None, **env_kwargs: Any) -> EpisodeEnergy:
+    """One env of a resolved config's task (``lattice.envs.make_env`` with its keywords, episode length and reward
+    weights); ``env_kwargs`` are added to the config's."""
+    return make_env(
+        config["env"],
+        {**config["env_kwargs"], **env_kwargs},
+        config["max_episode_steps"],
+        config["reward_weights"],
+        render_mode=render_mode,
+    )
 
 
 def dump_config(config: dict[str, Any], path: Path) -> None:

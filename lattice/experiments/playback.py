@@ -12,9 +12,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from lattice.envs import make_env
 from lattice.experiments.callbacks import Episodes, evaluate_episodes
-from lattice.experiments.config import ALGOS, ConfigError, validate
+from lattice.experiments.config import ALGOS, ConfigError, task_env, validate
 from lattice.experiments.rundir import RunDir
 
 
@@ -25,7 +24,7 @@ class Playback:
     :param config: The run's resolved config.
     :param model: The policy's algorithm (loaded on the CPU).
     :param venv: One env (Monitor inside), with the policy's VecNormalize statistics, frozen, when the run normalises.
-    :param env: The experiment env inside it (``lattice.envs.make_env``), e.g. to render frames from.
+    :param env: The experiment env inside it (``lattice.experiments.config.task_env``), e.g. to render frames from.
     """
 
     config: dict[str, Any]
@@ -55,13 +54,7 @@ def load_run_policy(
     model_path, stats_path = run.model_files(which)
     if config["normalize"] is not False and stats_path is None:
         raise ConfigError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
-    env = make_env(
-        config["env"],
-        {**config["env_kwargs"], **(env_kwargs or {})},
-        config["max_episode_steps"],
-        config["reward_weights"],
-        render_mode=render_mode,
-    )
+    env = task_env(config, render_mode, **(env_kwargs or {}))
     venv: VecEnv = DummyVecEnv([lambda: Monitor(env)])
     if stats_path is not None:
         venv = VecNormalize.load(str(stats_path), venv)

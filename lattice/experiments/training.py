@@ -27,10 +27,10 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-from lattice.envs import ENERGY_KEYS, make_env
+from lattice.envs import ENERGY_KEYS
 from lattice.experiments import rundir
 from lattice.experiments.callbacks import EnergyEvalCallback, EpisodeEnergyCallback, RunCheckpointCallback
-from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, validate
+from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, task_env, validate
 from lattice.experiments.rundir import RunDir
 
 
@@ -58,7 +58,7 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
 
 def env_info_keywords(config: dict[str, Any]) -> tuple[str, ...]:
     """The episode keys (energy, success) the task's env reports, for the Monitor CSV columns."""
-    env = make_env(config["env"], config["env_kwargs"], config["max_episode_steps"], config["reward_weights"])
+    env = task_env(config)
     try:
         env.reset(seed=0)  # checks the reward weights against the env's terms
         return env.info_keywords
@@ -76,9 +76,7 @@ def make_vec_envs(
 ) -> VecEnv:
     """``n_envs`` envs of the task (one process each when > 1), worker i seeded ``seed + i``, with Monitor
     recording ``info_keywords`` (see ``env_info_keywords``) per episode."""
-    thunk = functools.partial(
-        make_env, config["env"], config["env_kwargs"], config["max_episode_steps"], config["reward_weights"]
-    )
+    thunk = functools.partial(task_env, config)
     return make_vec_env(
         thunk,
         n_envs=n_envs,
@@ -115,7 +113,7 @@ def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 def check_buildable(config: dict[str, Any]) -> None:
     """Build the model on one throwaway env so that a bad value fails here, before any folder exists."""
     try:
-        probe = make_env(config["env"], config["env_kwargs"], config["max_episode_steps"], config["reward_weights"])
+        probe = task_env(config)
         probe.reset(seed=0)  # checks the reward weights against the env's terms
         env = normalized(DummyVecEnv([lambda: probe]), config, training=True)
         build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
