@@ -89,8 +89,8 @@ class _LatticeGaussian:
     _eig_cache: tuple[th.Tensor, tuple[th.Tensor, th.Tensor]] | None  # (W it was computed for, (λ, Q))
 
     def _init_gaussian(self, alpha: float) -> None:
-        if not alpha >= 0.0:
-            raise ValueError(f"alpha must be >= 0 (the latent noise scale), got {alpha}")
+        if not 0.0 <= alpha < math.inf:
+            raise ValueError(f"alpha must be a finite number >= 0 (the latent noise scale), got {alpha}")
         self.alpha = float(alpha)
         self.mean_actions_net = None
         self._logdet = None
@@ -236,11 +236,11 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
             epsilon=epsilon,
         )
         self._init_gaussian(alpha)
-        std_min, std_max = (float(x) for x in std_clip)
-        if not 0.0 < std_min < std_max:
-            raise ValueError(f"std_clip must be (min, max) with 0 < min < max, got {tuple(std_clip)}")
-        if not std_reg >= 0.0:
-            raise ValueError(f"std_reg must be >= 0, got {std_reg}")
+        if len(std_clip) != 2 or not 0.0 < std_clip[0] < std_clip[1] < math.inf:
+            raise ValueError(f"std_clip must be (min, max) with 0 < min < max < inf, got {tuple(std_clip)}")
+        std_min, std_max = float(std_clip[0]), float(std_clip[1])
+        if not 0.0 <= std_reg < math.inf:
+            raise ValueError(f"std_reg must be a finite number >= 0, got {std_reg}")
         self.std_clip = (std_min, std_max)
         self.std_reg = float(std_reg)
         self._scalar_variances = not full_std

@@ -48,12 +48,19 @@ JITTERS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def _check_finite(tensor: th.Tensor, what: str) -> None:
-    if not bool(th.isfinite(tensor).all()):
-        raise ValueError(
-            f"Non-finite values in the {what} of the Lattice covariance: the policy's parameters "
-            "(log_std, action_net) or its latent features contain NaN/inf. Lower the learning rate, "
-            "use use_expln=True, or tighten std_clip."
-        )
+    """Raise ValueError if ``tensor`` has NaN or inf, saying how many of which, and the possible causes."""
+    finite = th.isfinite(tensor)
+    if bool(finite.all()):
+        return
+    nan, total = int(th.isnan(tensor).sum()), tensor.numel()
+    inf = total - int(finite.sum()) - nan
+    raise ValueError(
+        f"Non-finite values in the {what} of the Lattice covariance ({nan} NaN and {inf} inf of {total} entries): "
+        "the policy's parameters (log_std, action_net) or its latent features are NaN/inf. Possible causes: "
+        "training that diverged (learning rate, PPO's n_epochs without target_kl, SAC's tau or ent_coef), a noise "
+        "std that grew without bound (std_clip, use_expln), or NaN/inf in the observations (the env, or "
+        "normalisation statistics)."
+    )
 
 
 def _jitter_scale(mean_variance: th.Tensor) -> th.Tensor:

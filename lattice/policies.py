@@ -14,6 +14,7 @@ Paper: https://arxiv.org/abs/2305.20065
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch as th
@@ -29,8 +30,14 @@ from lattice.noise import get_noise_spec, make_noise_distribution
 
 
 def _noise_kwargs(noise: str, alpha: float, std_clip: tuple[float, float], std_reg: float) -> dict[str, Any]:
-    """Validate the name early (before SB3 builds anything) and normalise the values for saving."""
+    """Validate the values early (before SB3 builds anything) and normalise them for saving."""
     get_noise_spec(noise)
+    if not 0.0 <= alpha < math.inf:
+        raise ValueError(f"alpha must be a finite number >= 0 (the latent noise scale), got {alpha}")
+    if len(std_clip) != 2 or not 0.0 < std_clip[0] < std_clip[1] < math.inf:
+        raise ValueError(f"std_clip must be (min, max) with 0 < min < max < inf, got {tuple(std_clip)}")
+    if not 0.0 <= std_reg < math.inf:
+        raise ValueError(f"std_reg must be a finite number >= 0, got {std_reg}")
     return dict(
         noise=noise,
         alpha=float(alpha),

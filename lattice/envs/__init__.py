@@ -102,6 +102,11 @@ class RewardWeights(gym.Wrapper):
 
     def __init__(self, env: gym.Env, weights: dict[str, float]):
         super().__init__(env)
+        if not hasattr(env.unwrapped, "get_reward_dict"):
+            raise ValueError(
+                f"reward_weights reweight a MyoSuite env's reward terms; {env.spec.id if env.spec else env} is not a "
+                "MyoSuite env: set reward_weights to null"
+            )
         self.weights = {str(k): float(v) for k, v in weights.items()}
         self._previous: dict[str, float] = {}
 

@@ -1,4 +1,5 @@
-"""SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints.
+"""SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints, and a
+warning when PPO's updates stay too large.
 
 Everything written here survives a SIGKILL: each file (``evaluations.npz``, the best model, every checkpoint
 file) is written under a temporary name and renamed into place (``lattice.experiments.rundir``), so no file is ever
@@ -8,6 +9,7 @@ half-written.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from lattice.envs import ENERGY_KEYS, SUCCESS
 from lattice.experiments import rundir
 from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
+
+KEPT_REPLAY_BUFFERS = 2  # the newest checkpoint's, and the one before it in case the newest cannot be read
 
 
 @dataclass
@@ -233,8 +237,9 @@ class RunCheckpointCallback(CheckpointCallback):
     """Checkpoints (model, VecNormalize and, off-policy, the replay buffer) that a kill cannot leave half-written.
 
     Each file is written under a temporary name and renamed; the model's ``.zip`` is renamed last, so a checkpoint
-    whose model file exists is complete. Only the newest replay buffer is kept: it is large (SAC's is hundreds
-    of MB) and only the newest is needed to resume. File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
+    whose model file exists is complete. Only the two newest replay buffers are kept: they are large (SAC's are
+    hundreds of MB), and a resume needs the newest, or the one before it when the newest checkpoint is damaged.
+    File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
 
     On-policy algorithms (PPO, RecurrentPPO) update once per rollout, after collecting it. A checkpoint taken
     inside a rollout would hold a policy that has not learnt from steps it already counts, and a run resumed from
@@ -321,5 +326,55 @@ class RunCheckpointCallback(CheckpointCallback):
         for path in written:  # the model last
             os.replace(temporary(path), path)
         buffers = Path(self.save_path).glob(f"{rundir.CHECKPOINT_PREFIX}_replay_buffer_*_steps.pkl")
-        for old in sorted(buffers, key=rundir.checkpoint_steps)[:-1]:  # only the newest is needed to resume
+        for old in sorted(buffers, key=rundir.checkpoint_steps)[:-KEPT_REPLAY_BUFFERS]:
             old.unlink()
+
+
+class UpdateSizeCallback(BaseCallback):
+    """Say once, on stderr and in ``progress.csv`` (``train/updates_too_large``), when on-policy updates stay far
+    larger than PPO's trust region allows, which is how a diverging PPO run looks while its returns still print.
+
+    An update is too large when SB3's ``train/approx_kl`` (the mean KL between the policy that collected the
+    rollout and the updated one, summed over action dimensions) exceeds ``max_kl``, or ``train/clip_fraction``
+    (the share of samples whose probability ratio left [1 − ε, 1 + ε]) exceeds ``max_clip_fraction``. Typical
+    values: approx-KL 0.01–0.1 (SB3 zoo's ``target_kl`` settings are 0.01–0.05) and clip fractions 0.05–0.3.
+    The warning comes after ``patience`` such updates in a row. Off-policy algorithms log neither: nothing happens.
+
+    :param max_kl: approx-KL threshold (nats).
+    :param max_clip_fraction: clip-fraction threshold.
+    :param patience: Consecutive too-large updates before the warning.
+    """
+
+    def __init__(self, max_kl: float = 1.0, max_clip_fraction: float = 0.5, patience: int = 5):
+        super().__init__()
+        self.max_kl, self.max_clip_fraction, self.patience = max_kl, max_clip_fraction, patience
+        self.streak = 0
+        self.warned = False
+
+    def _on_rollout_start(self) -> None:
+        self._check()  # the previous update's train/* values are still in the logger (dumped after this rollout)
+
+    def _on_training_end(self) -> None:
+        self._check()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _check(self) -> None:
+        values = self.logger.name_to_value
+        if "train/approx_kl" not in values or "train/clip_fraction" not in values:
+            return
+        kl, clipped = float(values["train/approx_kl"]), float(values["train/clip_fraction"])
+        too_large = not (kl <= self.max_kl and clipped <= self.max_clip_fraction)  # NaN counts as too large
+        self.streak = self.streak + 1 if too_large else 0
+        if self.streak >= self.patience and not self.warned:
+            self.warned = True
+            self.logger.record("train/updates_too_large", 1)
+            print(
+                f"warning: at {self.num_timesteps:,} steps, {self.streak} updates in a row moved the policy too far "
+                f"(approx-KL {kl:.3g} > {self.max_kl:g} or clip fraction {clipped:.2f} > {self.max_clip_fraction:g}): "
+                "training is likely diverging. Remedies: a lower learning_rate, target_kl (e.g. 0.02) to stop an "
+                "update's epochs early, fewer n_epochs, or for gsde/lattice a tighter policy_kwargs.std_clip",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from lattice.experiments.process import configure_process
+from lattice.experiments.process import Terminated, configure_process, sigterm_as_interrupt
 
 try:
     from lattice.experiments.config import CONFIG_DIR, ConfigError
@@ -97,8 +98,7 @@ def train_main(argv: list[str] | None = None) -> int:
     if args.config_dir != CONFIG_DIR and not args.config_dir.is_dir():
         return _fail(f"--config-dir {args.config_dir}: no such folder")
     configure_process()
-    from lattice.experiments.config import resolve_config
-    from lattice.experiments.training import resume_run, start_run
+    from lattice.experiments.training import RunStopped
 
     train_kwargs = dict(
         progress_bar=not args.no_progress_bar,
@@ -107,38 +107,48 @@ def train_main(argv: list[str] | None = None) -> int:
         video=args.video,
     )
     try:
-        if args.resume is not None:
-            defaults = vars(train_parser().parse_args([]))
-            kept = ("resume", "no_progress_bar", "wandb", "wandb_project", "wandb_entity", "video")
-            given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in kept and v != defaults[k]]
-            if given:
-                raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
-            run_dir, summary = args.resume, resume_run(args.resume, **train_kwargs)
-        else:
-            overrides = dict(
-                seed=args.seed,
-                timesteps=args.timesteps,
-                n_envs=args.n_envs,
-                noise_period=args.noise_period,
-                eval_freq=args.eval_freq,
-                eval_episodes=args.eval_episodes,
-                save_freq=args.save_freq,
-                device=args.device,
-            )
-            env = args.env or (None if args.config else "ant")
-            config = resolve_config(
-                args.algo, args.noise, env, args.config, overrides, args.hyperparams, config_dir=args.config_dir
-            )
-            recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-            run_dir, summary = start_run(config, args.log_dir, recorded, **train_kwargs)
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
+            run_dir, summary = _train_or_resume(args, train_kwargs)
     except ConfigError as e:
         return _fail(str(e))
-    except KeyboardInterrupt:
-        print("\ninterrupted: continue from the last checkpoint with  lattice-train --resume RUN_DIR")
-        return 130
+    except RunStopped as e:
+        print(f"\n{e.why}: continue from the last checkpoint with  lattice-train --resume {e.run_dir}", flush=True)
+        return e.exit_code
+    except KeyboardInterrupt as e:  # outside SB3's learn: while setting up, or finishing
+        why = str(e) if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        print(f"\n{why} outside training: continue a run folder it left with  lattice-train --resume RUN_DIR")
+        return 143 if isinstance(e, Terminated) else 130
     final = summary["final_eval"]
     print(f"done: {run_dir} | final return {final['return_mean']:.2f} ± {final['return_std']:.2f}", flush=True)
     return 0
+
+
+def _train_or_resume(args: argparse.Namespace, train_kwargs: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """``lattice-train``'s work: resume ``--resume``'s run, or resolve the config and start a new run."""
+    from lattice.experiments.config import resolve_config
+    from lattice.experiments.training import resume_run, start_run
+
+    if args.resume is not None:
+        defaults = vars(train_parser().parse_args([]))
+        kept = ("resume", "no_progress_bar", "wandb", "wandb_project", "wandb_entity", "video")
+        given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in kept and v != defaults[k]]
+        if given:
+            raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+        return args.resume, resume_run(args.resume, **train_kwargs)
+    overrides = dict(
+        seed=args.seed,
+        timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        noise_period=args.noise_period,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        save_freq=args.save_freq,
+        device=args.device,
+    )
+    env = args.env or (None if args.config else "ant")
+    config = resolve_config(args.algo, args.noise, env, args.config, overrides, args.hyperparams, args.config_dir)
+    recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    return start_run(config, args.log_dir, recorded, **train_kwargs)
 
 
 SWEEP_HELP = """Run a sweep (algorithm x noise x task x seeds, and any setting) on Dask; the same command again
@@ -213,7 +223,8 @@ algorithm x noise with a 95% bootstrap band across seeds; final values as bars w
 markdown table: estimate [95% CI] per metric and the number of seeds, then each noise against --baseline: the
 difference in return and success, the relative change in energy, with 95% intervals), final.csv, comparison.csv
 and evaluations.csv. Only finished runs are reported; final.md lists the others (stopped by an error, or still
-running) with their last evaluation, and --unfinished reports them at it.
+running) with their last evaluation, and --unfinished reports them at it. Run folders that cannot be read (an
+emptied config.yml, a damaged evaluations.npz) are skipped and listed. Bad input exits with code 2.
 """
 
 
@@ -225,16 +236,27 @@ def plot_main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", type=Path, nargs="+", help="run folders, or folders that contain run folders")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
     p.add_argument("--statistic", choices=["mean", "iqm"], default="mean", help="across seeds (default mean)")
-    p.add_argument("--baseline", default="isotropic", help="noise the others are compared with (default isotropic)")
+    p.add_argument(
+        "--baseline",
+        help="noise the others are compared with (default isotropic; a noise given here must be among the runs)",
+    )
     p.add_argument("--unfinished", action="store_true", help="also report unfinished runs, at their last evaluation")
     args = p.parse_args(argv)
     configure_process()
     from lattice.experiments.report import write_report
 
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        return _fail(f"no such folder: {', '.join(missing)}")
+    baseline = args.baseline or "isotropic"
     try:
-        written = write_report(args.paths, args.out, args.statistic, args.baseline, args.unfinished)
-    except FileNotFoundError as e:
+        written = write_report(
+            args.paths, args.out, args.statistic, baseline, args.unfinished, baseline_required=args.baseline is not None
+        )
+    except (FileNotFoundError, ConfigError) as e:
         return _fail(str(e))
+    except OSError as e:  # --out cannot be written
+        return _fail(f"--out {args.out}: cannot write the report there ({e.strerror or e})")
     print("\n".join(map(str, written)))
     print((args.out / "final.md").read_text())
     return 0

@@ -25,7 +25,10 @@ import difflib
 import functools
 import importlib
 import inspect
+import math
+import numbers
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +93,51 @@ POLICY_RUNNER_SET = {
 POSITIVE = ("timesteps", "n_envs", "eval_freq", "eval_episodes", "save_freq")
 
 
+@dataclass(frozen=True)
+class Interval:
+    """The values an algorithm keyword may take: ``low .. high`` (ends included or not), or one of ``also``."""
+
+    low: float
+    high: float = math.inf
+    closed: str = "[]"  # which ends are included: "[]", "(]", "[)" or "()"
+    also: tuple[float, ...] = ()
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.closed[0] == "[" else value > self.low
+        below = value <= self.high if self.closed[1] == "]" else value < self.high
+        return (above and below) or value in self.also
+
+    def __str__(self) -> str:
+        text = f"{self.closed[0]}{self.low:g}, {self.high:g}{self.closed[1]}".replace("inf]", "inf)")
+        return text + "".join(f" or {v:g}" for v in self.also)
+
+
+# Ranges of SB3's algorithm keywords, from their documented meaning. SB3's constructors check few of them: a value
+# outside fails (PPO n_epochs=0), or trains on NaN without a word (SAC batch_size=0), only once learning has
+# started. Every keyword with a numeric default must be a finite number (an integer where the default is one).
+KEYWORD_RANGES: dict[str, Interval] = {
+    "learning_rate": Interval(0, closed="()"),
+    "gamma": Interval(0, 1),
+    "gae_lambda": Interval(0, 1),
+    "tau": Interval(0, 1, "(]"),
+    "n_steps": Interval(1),
+    "batch_size": Interval(1),
+    "n_epochs": Interval(1),
+    "buffer_size": Interval(1),
+    "learning_starts": Interval(0),
+    "train_freq": Interval(1),
+    "gradient_steps": Interval(1, also=(-1,)),  # -1: as many gradient steps as environment steps
+    "target_update_interval": Interval(1),
+    "clip_range": Interval(0, closed="()"),
+    "clip_range_vf": Interval(0, closed="()"),
+    "ent_coef": Interval(0),
+    "vf_coef": Interval(0),
+    "max_grad_norm": Interval(0, closed="()"),
+    "target_kl": Interval(0, closed="()"),
+    "stats_window_size": Interval(1),
+}
+
+
 class ConfigError(ValueError):
     """A bad setting, with a message naming it and the valid choices (the CLI exits with code 2)."""
 
@@ -124,6 +172,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         data = _yaml(path.read_text())
     except OSError as e:
         raise ConfigError(f"Cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config {path} is not a text file (YAML expected)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Config {path} is not valid YAML: {e}") from None
     if data is None:
@@ -424,8 +474,47 @@ def validate(config: dict[str, Any], config_dir: Path = CONFIG_DIR) -> dict[str,
     filled = _fill(hyperparams, algo_defaults, RUNNER_SET, f"{algo_class.__name__}")
     policy_defaults = _signature_defaults(policy_class.__mro__, POLICY_RUNNER_SET)
     filled["policy_kwargs"] = _fill(policy_kwargs, policy_defaults, POLICY_RUNNER_SET, f"{policy_class.__name__}")
+    for key, value in filled.items():
+        _check_keyword(key, value, algo_defaults.get(key))
     config["hyperparams"] = filled
     return {key: config[key] for key in RUN_KEYS}
+
+
+def _check_keyword(key: str, value: Any, default: Any) -> None:
+    """An algorithm keyword's value: of its default's kind (bool, integer, finite number) and in its range
+    (``KEYWORD_RANGES``). Values of other kinds (None, "auto", [4, "episode"]) are left to the constructor, except
+    that a frequency given as [n, unit] has its n checked."""
+    if key == "train_freq" and isinstance(value, list) and value:
+        value = value[0]
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return
+    if isinstance(default, int) and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if isinstance(default, float) and not number:
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if number and not math.isfinite(value):
+        raise ConfigError(f"{key} must be finite, got {value!r}")
+    if number and key in KEYWORD_RANGES and value not in KEYWORD_RANGES[key]:
+        raise ConfigError(f"{key}={value!r} is out of range: it must be in {KEYWORD_RANGES[key]}")
+
+
+def check_device(device: str) -> None:
+    """Raise ConfigError unless torch can use ``device`` here (``auto`` always can): a device that is not available
+    is an error, not SB3's silent fallback to the CPU."""
+    available = ["auto", "cpu", *(f"cuda:{i}" for i in range(th.cuda.device_count()))]
+    if th.backends.mps.is_available():
+        available.append("mps")
+    if device in ("auto", "cpu"):
+        return
+    parsed = th.device(device)
+    if parsed.type == "cuda" and th.cuda.is_available() and (parsed.index or 0) < th.cuda.device_count():
+        return
+    if parsed.type == "mps" and th.backends.mps.is_available():
+        return
+    raise ConfigError(f"Device {device!r} is not available on this machine; available: {', '.join(available)}")
 
 
 def algo_kwargs(config: dict[str, Any]) -> dict[str, Any]:

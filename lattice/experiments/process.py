@@ -6,11 +6,19 @@ command, and a sweep worker before it runs a trial), never by an import.
   there, so it is chosen when there is no display and the user chose nothing.
 - One torch thread: SB3's small networks train fastest single-threaded, and parallel runs (sweep trials, env
   worker processes) then do not fight over the cores.
+
+Signals are handled here too, and only where a command asks for it: SIGTERM stops a training run as Ctrl-C does
+(``sigterm_as_interrupt``), and env worker processes leave both to the training process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import torch as th
 
@@ -23,3 +31,36 @@ def configure_process(threads: int = 1) -> None:
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"
     th.set_num_threads(threads)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt (see ``sigterm_as_interrupt``)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (what SLURM and most schedulers send before they kill a job) raises ``Terminated``,
+    a KeyboardInterrupt, so that a run stops as on Ctrl-C: a checkpoint, ``error.txt`` and a line on how to resume.
+    Only the first SIGTERM: a second one ends the process at once, as without the handler.
+    """
+    if threading.current_thread() is not threading.main_thread():  # Python delivers signals to the main thread
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated(f"terminated by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def leave_stop_signals_to_parent() -> None:
+    """In an env worker process: ignore SIGINT and SIGTERM. Ctrl-C and a scheduler's SIGTERM reach the whole process
+    group; the training process handles them and closes its env workers itself (and a worker ends when its pipe
+    to a killed training process closes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -7,6 +7,7 @@ seeds are 95% percentile bootstraps from ``scipy.stats.bootstrap``.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure  # figures drawn straight to files: no pypl
 
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
 from lattice.experiments import rundir
+from lattice.experiments.config import ConfigError
 from lattice.experiments.rundir import RunDir
 
 ENERGY_LABELS = {
@@ -117,6 +119,9 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
     """One row per evaluation of a run: its settings, status, the step count and each metric's mean over episodes."""
     run = RunDir(run_dir)
     config = run.config()
+    missing = [key for key in ("env", "algo", "noise", "seed") if key not in config]
+    if missing:
+        raise ConfigError(f"{run / rundir.CONFIG} has no {', '.join(missing)}")
     data = run.evaluations() or {"timesteps": np.zeros(1, dtype=np.int64)}  # none yet: step 0
     frame = pd.DataFrame({"timesteps": data["timesteps"]})
     for column, (key, _) in METRICS.items():
@@ -331,23 +336,52 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
     return written
 
 
+def read_runs(runs: list[Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
+    """The evaluations of every run that can be read (``run_evaluations``), and why each other one cannot (a
+    ``config.yml`` emptied or cut short, a damaged ``evaluations.npz``): one bad folder does not stop a report."""
+    frames, unreadable = [], {}
+    for run in runs:
+        try:
+            frames.append(run_evaluations(run))
+        except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:  # ConfigError too
+            unreadable[run] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), unreadable
+
+
 def write_report(
-    paths: list[Path], out: Path, statistic: str = "mean", baseline: str = "isotropic", unfinished: bool = False
+    paths: list[Path],
+    out: Path,
+    statistic: str = "mean",
+    baseline: str = "isotropic",
+    unfinished: bool = False,
+    baseline_required: bool = False,
 ) -> list[Path]:
     """Find the run folders under ``paths``; write per-env figures, ``final.md``, ``final.csv``,
     ``comparison.csv`` and ``evaluations.csv`` into ``out``.
 
     Only finished runs enter the figures and tables (a run stopped by an error, or still running, would be
     compared at fewer steps); the others are listed in ``final.md`` with their status and last evaluation.
-    ``unfinished=True`` includes them at their last evaluation (e.g. to look at a sweep in progress).
+    ``unfinished=True`` includes them at their last evaluation (e.g. to look at a sweep in progress). Run folders
+    that cannot be read are skipped and listed.
+
+    :param baseline_required: Raise ConfigError (naming the noises present) when no reported run has the
+        ``baseline`` noise; otherwise ``final.md`` says that there is no comparison, and why.
+    :raises FileNotFoundError: when no run can be reported.
     """
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
-    evaluations = label_tasks(pd.concat([run_evaluations(r) for r in runs], ignore_index=True))
+    evaluations, unreadable = read_runs(runs)
+    if evaluations.empty:
+        raise FileNotFoundError(
+            f"No readable run folder under {', '.join(map(str, paths))}: "
+            + "; ".join(f"{run}: {why}" for run, why in unreadable.items())
+        )
+    evaluations = label_tasks(evaluations)
     done = evaluations["status"] == "finished"
     # with --unfinished, only runs that have not evaluated yet are left out
-    keep = evaluations["return"].notna() if unfinished else done
+    evaluated = evaluations["return"].notna() if "return" in evaluations else pd.Series(False, evaluations.index)
+    keep = evaluated if unfinished else done
     left_out = last_evaluations(evaluations[~keep])
     evaluations = evaluations[keep]
     if evaluations.empty:
@@ -356,13 +390,21 @@ def write_report(
             f"({len(left_out)} left out)" + ("" if unfinished else "; pass --unfinished to report them")
         )
     finals = last_evaluations(evaluations)
+    noises = sorted(finals["noise"].unique())
+    if baseline not in noises and baseline_required:
+        raise ConfigError(
+            f"--baseline {baseline}: no reported run has noise {baseline!r}; noises present: {', '.join(noises)}"
+        )
     table = final_table(finals, statistic)
     comparison = comparison_table(finals, baseline, statistic)
+    out.mkdir(parents=True, exist_ok=True)
     written = plot_report(evaluations, table, out, statistic)
     text = markdown_table(table, statistic)
     if not comparison.empty:
         text += f"\nAgainst {baseline} noise (final evaluations; intervals resample both groups' seeds):\n\n"
         text += markdown_comparison(comparison, statistic)
+    elif baseline not in noises and len(noises) > 1:
+        text += f"\nNo comparison: no run has the baseline noise {baseline!r} (present: {', '.join(noises)}).\n"
     if not left_out.empty:
         text += f"\nLeft out (not {'evaluated' if unfinished else 'finished'}):\n\n" + "".join(
             f"- {Path(row.run).name}: "
@@ -370,6 +412,8 @@ def write_report(
             + f"; {row.status}\n"
             for row in left_out.itertuples()
         )
+    if unreadable:
+        text += "\nSkipped (cannot be read):\n\n" + "".join(f"- {run}: {why}\n" for run, why in unreadable.items())
     (out / "final.md").write_text(text)
     table.to_csv(out / "final.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)

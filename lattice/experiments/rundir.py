@@ -8,12 +8,13 @@ says what a run is (finished, stopped, or still going).
     progress.csv  tensorboard/                           training metrics
     evaluations.npz                                      every evaluation (SB3's arrays + energy)
     best_model.zip  best_vecnormalize.pkl  best_model.yml    the best evaluated policy, and which evaluation it was
-    checkpoints/rl_model_<steps>_steps.zip               (+ rl_model_vecnormalize_<steps>_steps.pkl,
-                                                            rl_model_replay_buffer_<steps>_steps.pkl: SAC, newest kept)
+    checkpoints/rl_model_<steps>_steps.zip               (+ rl_model_vecnormalize_<steps>_steps.pkl, and for SAC
+                                                            rl_model_replay_buffer_<steps>_steps.pkl: two newest)
     final_model.zip  vecnormalize.pkl                    at the end
     learning_curve.png  energy.png  summary.yml          at the end
     videos/                                              with --video, or lattice-render
-    error.txt                                            only if an error stopped the run
+    error.txt                                            why the run stopped (an error, Ctrl-C, SIGTERM), until resumed
+    writer.lock                                          the process writing the folder (see ``writer_lock``)
     <env>.zip  <env>/config.yml  <env>/args.yml  <env>/vecnormalize.pkl
                                                          rl-baselines3-zoo's view of the best policy (see below)
 
@@ -23,19 +24,37 @@ Both names serve this run's best policy and its own statistics, so either choice
 evaluated; ``<env>/config.yml`` tells the zoo to normalise and which wrappers the env had. Checkpoints live in
 ``checkpoints/``, where the zoo's ``--load-checkpoint`` does not look: it fails with "No model found" instead of
 playing a checkpoint with other statistics.
+
+One writer: a process that writes into a run folder (a run, its resume) holds the folder's writer lock for as long
+as it runs, and a second one is refused (``FolderInUse``) with a line naming the holder. Every checkpoint model
+carries the config it was trained with (``CONFIG_ATTRIBUTE``), so a resume can tell whether ``config.yml`` was
+edited since.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import importlib.metadata
+import json
 import os
+import pickletools
 import platform
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; folders are not guarded there
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import yaml
@@ -62,7 +81,12 @@ ERROR = "error.txt"
 VIDEOS = "videos"
 WANDB_ID = "wandb_id.txt"
 WORKER = "worker.txt"
+LOCK = "writer.lock"
 CHECKPOINT_PREFIX = "rl_model"  # SB3's CheckpointCallback default, which rl-baselines3-zoo also uses
+DAMAGED = ".damaged"  # suffix of a checkpoint file that could not be read, set aside by a resume
+# The model attribute holding the resolved config a model was trained with: SB3's save() writes every attribute
+# of the model into the zip's JSON "data" (and load() restores it), so checkpoints and final models carry it.
+CONFIG_ATTRIBUTE = "run_config"
 
 # Packages a result depends on, recorded in versions.yml.
 PACKAGES = ("sb3-lattice", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "mujoco", "myosuite", "numpy")
@@ -95,9 +119,101 @@ def _link_or_copy(source: Path, target: Path) -> None:
     os.replace(temporary(target), target)
 
 
+class FolderInUse(ConfigError):
+    """Another process is writing into the folder (the CLI exits with code 2)."""
+
+
+def _holder() -> str:
+    """Who holds a writer lock, as its file records it: process id, host, start time and command line."""
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    return f"pid {os.getpid()} on {socket.gethostname()} since {started} ({command_line()})"
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s writer lock for the ``with`` block, or raise ``FolderInUse`` naming the process that holds it.
+
+    The lock is the operating system's advisory lock (``flock``) on ``folder/writer.lock``: the kernel releases it
+    when its process ends in any way (SIGKILL and power loss included), so a killed run never blocks its resume;
+    the file's text only names the holder for the message. On a cluster file system it guards as far as that
+    file system supports ``flock`` (NFSv4 and Lustre with ``-o flock`` do).
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = b""
+            for _ in range(20):  # the holder writes its name right after taking the lock
+                text = os.pread(fd, 4096, 0)
+                if text:
+                    break
+                time.sleep(0.05)
+            holder = text.decode(errors="replace").strip() or "another process"
+            raise FolderInUse(
+                f"{folder} is in use by {holder}; one process writes a folder at a time: wait for it to end, or stop "
+                "it (a stopped or killed process frees the folder)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (_holder() + "\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def checkpoint_steps(path: Path) -> int:
     """The step count in a checkpoint file name, ``..._<steps>_steps.<ext>``."""
     return int(path.stem.rsplit("_", 2)[-2])
+
+
+def damage(path: Path) -> str | None:
+    """Why a saved file cannot be read, or None if it can: a model ``.zip`` must pass its CRC checks and hold SB3's
+    JSON ``data`` and the policy's weights; a ``.pkl`` must be a whole pickle (read opcode by opcode to its end,
+    without building the objects, which for a replay buffer would take its size in memory)."""
+    try:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+                if bad is not None:
+                    return f"{bad} fails its CRC check"
+                json.loads(archive.read("data"))
+                if "policy.pth" not in archive.namelist():
+                    return "no policy.pth in it"
+        else:
+            with path.open("rb") as f:
+                for _ in pickletools.genops(f):
+                    pass
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def config_differences(recorded: dict[str, Any], trained: dict[str, Any]) -> list[str]:
+    """``key: trained → recorded`` for every setting (dotted for nested ones) in which two configs differ.
+
+    :param recorded: The config as ``config.yml`` says now.
+    :param trained: The config a model was trained with (``RunDir.trained_config``).
+    """
+
+    def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for key, value in config.items():
+            if isinstance(value, dict) and value:
+                items.update(flat(value, f"{prefix}{key}."))
+            else:
+                items[f"{prefix}{key}"] = value
+        return items
+
+    # compared as JSON values, as the model's zip stores them (tuples become lists)
+    before, after = flat(json.loads(json.dumps(trained))), flat(json.loads(json.dumps(recorded)))
+    return [
+        f"{key}: {before.get(key, '(unset)')!r} → {after.get(key, '(unset)')!r}"
+        for key in sorted(set(before) | set(after))
+        if key not in before or key not in after or before[key] != after[key]
+    ]
 
 
 def env_name(env_id: str) -> str:
@@ -153,6 +269,10 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """The folder's writer lock (``writer_lock``): hold it while writing into the folder."""
+        return writer_lock(self.path)
 
     @classmethod
     def create(cls, log_dir: Path, algo: str, env_id: str) -> RunDir:
@@ -223,6 +343,16 @@ class RunDir:
         first_line = (str(error).splitlines() or [""])[0]
         (self / ERROR).write_text(f"stopped at {steps:,} steps: {type(error).__name__}: {first_line}\n{traceback_text}")
 
+    def record_stop(self, steps: int, why: str, checkpoint: int | None) -> None:
+        """``error.txt`` for a run stopped on request (Ctrl-C, SIGTERM): where it can resume from, and how."""
+        saved = self.checkpoint_step_counts()
+        resume_at = f"checkpoint at {saved[-1]:,} steps" if saved else "the start (no checkpoint was saved)"
+        written = f"; a checkpoint was saved at {checkpoint:,} steps" if checkpoint is not None else ""
+        (self / ERROR).write_text(
+            f"stopped at {steps:,} steps: {why}{written}\n"
+            f"Resume from the {resume_at} with: lattice-train --resume {self.path}\n"
+        )
+
     # -- checkpoints and models ---------------------------------------------------------------------------------
 
     def checkpoint(self, steps: int, kind: str = "") -> Path:
@@ -234,8 +364,9 @@ class RunDir:
         """Step counts of the checkpoints whose model file exists, ascending."""
         return sorted(checkpoint_steps(p) for p in (self / CHECKPOINTS).glob(f"{CHECKPOINT_PREFIX}_*[0-9]_steps.zip"))
 
-    def latest_checkpoint(self, normalize: bool, replay_buffer: bool) -> tuple[int, dict[str, Path]] | None:
-        """The newest checkpoint with all its files (model, and VecNormalize / replay buffer where used)."""
+    def complete_checkpoints(self, normalize: bool, replay_buffer: bool) -> list[tuple[int, dict[str, Path]]]:
+        """The checkpoints with all their files (model, and VecNormalize / replay buffer where used), newest first."""
+        found = []
         for steps in reversed(self.checkpoint_step_counts()):
             files = {"model": self.checkpoint(steps)}
             if normalize:
@@ -243,8 +374,41 @@ class RunDir:
             if replay_buffer:
                 files["replay_buffer"] = self.checkpoint(steps, "replay_buffer_")
             if all(p.exists() for p in files.values()):  # the model file is renamed into place last
+                found.append((steps, files))
+        return found
+
+    def usable_checkpoint(
+        self, normalize: bool, replay_buffer: bool, warn: Any = print
+    ) -> tuple[int, dict[str, Path]] | None:
+        """The newest complete checkpoint whose files can be read (``damage``). Unreadable files of newer checkpoints
+        are set aside as ``<name>.damaged`` (kept for inspection, no longer checkpoints), each with a line through
+        ``warn``.
+
+        :return: (steps, files), or None when the run has no checkpoint at all.
+        :raises ConfigError: when there are checkpoints but none can be read (then nothing is set aside).
+        """
+        damaged: dict[Path, str] = {}
+        for steps, files in self.complete_checkpoints(normalize, replay_buffer):
+            found = {path: reason for path in files.values() if (reason := damage(path)) is not None}
+            if not found:
+                for path, reason in damaged.items():
+                    path.replace(path.with_name(path.name + DAMAGED))
+                    warn(f"warning: {path} cannot be read ({reason}); set aside as {path.name + DAMAGED}")
                 return steps, files
+            damaged.update(found)
+        if damaged:
+            raise ConfigError(
+                f"No checkpoint of {self.path} can be read ({'; '.join(f'{p.name}: {r}' for p, r in damaged.items())});"
+                f" start a new run with: lattice-train --config {self / CONFIG}"
+            )
         return None
+
+    def trained_config(self, model: Path) -> dict[str, Any] | None:
+        """The config a saved model was trained with (``CONFIG_ATTRIBUTE``), or None if it does not record one."""
+        with zipfile.ZipFile(model) as archive:
+            data = json.loads(archive.read("data"))
+        config = data.get(CONFIG_ATTRIBUTE)
+        return config if isinstance(config, dict) else None
 
     def model_files(self, which: str) -> tuple[Path, Path | None]:
         """A saved policy and its VecNormalize statistics (None if the run does not normalise): ``best``, ``final``

@@ -21,7 +21,9 @@ embedded cluster starts ``cores // cpus`` workers (and no more than the GPUs all
 (``CUDA_VISIBLE_DEVICES``); ``--slurm`` starts ``cores // cpus`` worker processes per job, each declaring that.
 
 Each trial is exactly a run of ``lattice-train`` (``lattice.experiments.training``), in ``<sweep>/trials/<trial>/``.
-Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints.
+Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints. One process
+runs a sweep folder at a time: a second copy of the command, while the first runs, exits with code 2 naming it
+(``lattice.experiments.rundir.writer_lock``), and each trial holds its own run folder's lock while it trains.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # the scheduler's HTTP endpoint on a free port: sweeps side by side never clash
         resources=resources,
     )
     client = Client(cluster)
@@ -230,15 +232,38 @@ def run_sweep(
     :param progress_every: Seconds between lines on the running trials (a line per finished trial comes anyway).
     :return: Trial name → its result (summary, worker) or ``{"status": "failed", "error": ...}``.
     """
-    import dask
-    from distributed import Client, as_completed
-
     sweep = load_yaml(path)
     trials = expand(sweep)
     resources = trial_resources(sweep)
     name = str(sweep.get("name") or path.stem)
     if slurm and not sweep.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
+    sweep_dir = log_dir / name
+    try:
+        (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
+    except OSError as e:
+        raise ConfigError(f"Cannot create the sweep folder {sweep_dir}: {e.strerror or e}") from None
+    # One process runs a sweep folder's trials at a time: a second copy of the command is refused (FolderInUse)
+    # before it starts a cluster. Each trial also holds its run folder's lock while it trains.
+    with rundir.writer_lock(sweep_dir):
+        return _run_trials(sweep, trials, resources, sweep_dir, max_concurrent, scheduler, slurm, progress_every)
+
+
+def _run_trials(
+    sweep: dict[str, Any],
+    trials: dict[str, dict[str, Any]],
+    resources: dict[str, int],
+    sweep_dir: Path,
+    max_concurrent: int | None,
+    scheduler: str | None,
+    slurm: bool,
+    progress_every: float,
+) -> dict[str, dict[str, Any]]:
+    """Start or connect to the cluster, hand it the trials as workers free up, print progress, write the results."""
+    import dask
+    from distributed import Client, as_completed
+
+    name = sweep_dir.name
     # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
     dask.config.set({"distributed.worker.daemon": False})
     client: Any
@@ -260,10 +285,8 @@ def run_sweep(
     else:
         client = _local_cluster(max_concurrent, resources, len(trials))
         submit_resources = resources
-    sweep_dir = log_dir / name
     results: dict[str, dict[str, Any]] = {}
     try:
-        (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
         (sweep_dir / "sweep.yml").write_text(yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False))
         retries = int(sweep.get("retries", 1))
         workers = len(client.scheduler_info()["workers"])
@@ -311,8 +334,7 @@ def run_sweep(
                 last_status = time.monotonic()
             time.sleep(0.2)
     finally:
-        if sweep_dir.is_dir():
-            (sweep_dir / "results.yml").write_text(yaml.safe_dump(results, sort_keys=True))
+        rundir.atomic_write_text(sweep_dir / "results.yml", yaml.safe_dump(results, sort_keys=True))
         client.close()
     return results
 

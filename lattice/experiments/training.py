@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 import traceback
 import uuid
@@ -29,9 +30,28 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from lattice.envs import ENERGY_KEYS
 from lattice.experiments import rundir
-from lattice.experiments.callbacks import EnergyEvalCallback, EpisodeEnergyCallback, RunCheckpointCallback
-from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, task_env, validate
+from lattice.experiments.callbacks import (
+    EnergyEvalCallback,
+    EpisodeEnergyCallback,
+    RunCheckpointCallback,
+    UpdateSizeCallback,
+)
+from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, check_device, task_env, validate
+from lattice.experiments.process import Terminated, leave_stop_signals_to_parent
 from lattice.experiments.rundir import RunDir
+
+
+class RunStopped(KeyboardInterrupt):
+    """A run stopped on request (Ctrl-C, or SIGTERM), after saving what it could; ``error.txt`` says how to resume.
+
+    :param run_dir: The run folder.
+    :param why: ``interrupted (Ctrl-C)`` or ``terminated by SIGTERM``.
+    :param exit_code: What the command exits with: 130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number).
+    """
+
+    def __init__(self, run_dir: Path, why: str, exit_code: int):
+        super().__init__(why)
+        self.run_dir, self.why, self.exit_code = run_dir, why, exit_code
 
 
 class AppendingCSVOutputFormat(CSVOutputFormat):
@@ -77,6 +97,8 @@ def make_vec_envs(
     """``n_envs`` envs of the task (one process each when > 1), worker i seeded ``seed + i``, with Monitor
     recording ``info_keywords`` (see ``env_info_keywords``) per episode."""
     thunk = functools.partial(task_env, config)
+    if n_envs > 1:  # each env in a worker process of its own
+        thunk = functools.partial(_env_worker, thunk)
     return make_vec_env(
         thunk,
         n_envs=n_envs,
@@ -85,6 +107,12 @@ def make_vec_envs(
         monitor_kwargs=dict(info_keywords=info_keywords, override_existing=not append),
         vec_env_cls=SubprocVecEnv if n_envs > 1 else DummyVecEnv,
     )
+
+
+def _env_worker(make: Any) -> Any:
+    """Called in an env worker process (SubprocVecEnv) to make its env; stop signals are the trainer's to handle."""
+    leave_stop_signals_to_parent()
+    return make()
 
 
 def normalized(venv: VecEnv, config: dict[str, Any], training: bool) -> VecEnv:
@@ -111,7 +139,9 @@ def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 
 
 def check_buildable(config: dict[str, Any]) -> None:
-    """Build the model on one throwaway env so that a bad value fails here, before any folder exists."""
+    """Build the model on one throwaway env so that a bad value fails here, before any folder exists; the device
+    must be available."""
+    check_device(config["device"])
     try:
         probe = task_env(config)
         probe.reset(seed=0)  # checks the reward weights against the env's terms
@@ -197,7 +227,7 @@ def train(
     :param wandb_entity: wandb entity (team or user).
     :param video: Render a rollout of the best model to ``videos/`` at the end.
     :param resuming: Continue a run in ``run_dir``: append to its logs.
-    :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.latest_checkpoint``); None
+    :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.usable_checkpoint``); None
         with ``resuming``: start over (no checkpoint had been saved), still appending to the logs.
     :return: The summary (also written to ``summary.yml``).
     """
@@ -231,6 +261,7 @@ def _build(
         model = build_model(config, normalized(venv, config, training=True))
     else:
         model = _load_checkpoint(config, venv, resume_from)
+    setattr(model, rundir.CONFIG_ATTRIBUTE, config)  # saved with every model: what it was trained with
     if resuming:
         run.set_aside_after(start_steps)
         if (run / rundir.EVALUATIONS).exists():
@@ -256,10 +287,13 @@ def _load_checkpoint(config: dict[str, Any], venv: VecEnv, checkpoint: tuple[int
 
 
 def _learn(session: _Session, progress_bar: bool) -> float:
-    """SB3's ``learn`` to the run's total; returns the seconds it took. Ctrl-C saves a checkpoint (where one is a
-    state of the uninterrupted run), any other error is recorded in ``error.txt``; both are raised on."""
+    """SB3's ``learn`` to the run's total; returns the seconds it took.
+
+    Ctrl-C and SIGTERM (``lattice.experiments.process.sigterm_as_interrupt``) save a checkpoint (where one is a
+    state of the uninterrupted run), write ``error.txt`` and raise ``RunStopped``; any other error is recorded in
+    ``error.txt`` and raised on."""
     model, config = session.model, session.config
-    callbacks = CallbackList([EpisodeEnergyCallback(), session.evaluation, session.checkpoints])
+    callbacks = CallbackList([EpisodeEnergyCallback(), UpdateSizeCallback(), session.evaluation, session.checkpoints])
     start = time.time()
     try:
         model.learn(
@@ -268,11 +302,16 @@ def _learn(session: _Session, progress_bar: bool) -> float:
             progress_bar=progress_bar,
             reset_num_timesteps=session.start_steps == 0,  # a loaded checkpoint continues its step count
         )
+    except KeyboardInterrupt as e:
+        saved = None
+        if model.num_timesteps > session.start_steps:
+            saved = session.checkpoints.save_interrupted()  # keep what was trained, to resume from
+        why = str(e) if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        session.run.record_stop(model.num_timesteps, why, saved)
+        model.logger.close()
+        raise RunStopped(session.run.path, why, 143 if isinstance(e, Terminated) else 130) from e
     except BaseException as e:
-        if isinstance(e, KeyboardInterrupt) and model.num_timesteps > session.start_steps:
-            session.checkpoints.save_interrupted()  # keep what was trained, to resume from
-        elif not isinstance(e, KeyboardInterrupt):  # why the run stopped, for reports (RunDir.status)
-            session.run.record_error(model.num_timesteps, e, "".join(traceback.format_exception(e)))
+        session.run.record_error(model.num_timesteps, e, "".join(traceback.format_exception(e)))  # for reports
         model.logger.close()
         raise
     (session.run / rundir.ERROR).unlink(missing_ok=True)  # an earlier attempt's error, now resumed past
@@ -300,8 +339,11 @@ def _finish(session: _Session, elapsed: float, video: bool) -> dict[str, Any]:
     if video:
         from lattice.experiments.video import render_run
 
-        video_path = render_run(run.path, "best", episodes=1)
-        if session.wandb_run is not None:
+        try:
+            video_path = render_run(run.path, "best", episodes=1)
+        except Exception as e:  # checked up front (check_renderable): the trained run is not lost over a video
+            print(f"warning: no video: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        if session.wandb_run is not None and video_path is not None:
             import wandb
 
             session.wandb_run.log({"videos/rollout": wandb.Video(str(video_path), format="mp4")})
@@ -361,38 +403,77 @@ def start_run(
     run_dir: Path | None = None,
     **train_kwargs: Any,
 ) -> tuple[Path, dict[str, Any]]:
-    """Check that the config builds, create a new run folder, record what runs, and train.
+    """Check the config (it builds on an available device and, with ``video``, the task renders), create a new run
+    folder, record what runs, and train, holding the folder's writer lock (``RunDir.writing``) throughout.
 
     :param run_dir: Use this (new) folder instead of the next ``log_dir/<algo>/<env>_<N>`` (sweeps name trials).
     :return: The run folder and the summary.
     """
     check_buildable(config)
-    if run_dir is None:
-        run = RunDir.create(log_dir, config["algo"], config["env"])
-    else:
-        run_dir.mkdir(parents=True)  # never into an existing folder
-        run = RunDir(run_dir)
-    run.record_start(config, args or {})
-    print(f"run folder: {run.path}", flush=True)
-    return run.path, train(config, run.path, **train_kwargs)
+    if train_kwargs.get("video"):
+        from lattice.experiments.video import check_renderable
+
+        check_renderable(config)
+    try:
+        if run_dir is None:
+            run = RunDir.create(log_dir, config["algo"], config["env"])
+        else:
+            run_dir.mkdir(parents=True)  # never into an existing folder
+            run = RunDir(run_dir)
+    except OSError as e:
+        raise ConfigError(f"Cannot create a run folder in {run_dir or log_dir}: {e.strerror or e}") from None
+    with run.writing():
+        run.record_start(config, args or {})
+        print(f"run folder: {run.path}", flush=True)
+        return run.path, train(config, run.path, **train_kwargs)
 
 
 def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
-    """Continue an interrupted run in its folder from its newest checkpoint, to the same total.
+    """Continue an interrupted run in its folder from its newest readable checkpoint, to the same total, holding the
+    folder's writer lock throughout.
 
-    Raises ConfigError for a folder that is missing, not a run folder, or already finished.
+    A checkpoint file that cannot be read is set aside (``RunDir.usable_checkpoint``) and the one before it is used.
+    The checkpoint's model must have been trained with the config that ``config.yml`` holds now: an edit since is
+    refused, naming the settings that differ (without a checkpoint the run starts over, with ``config.yml`` as it is).
+
+    Raises ConfigError (before anything is written) for a folder that is missing, not a run folder, in use by
+    another process, already finished, edited since its checkpoint, or whose checkpoints are all unreadable.
     """
     run = RunDir(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"--resume {run_dir}: no such folder")
     if not run.is_run():
         raise ConfigError(f"--resume {run_dir}: not a run folder of lattice-train (no config.yml / command.txt)")
-    if run.finished_summary() is not None:
-        raise ConfigError(f"--resume {run_dir}: this run already finished; start a new run instead")
-    config = validate(run.config())
-    replay_buffer = issubclass(ALGOS[config["algo"]][0], OffPolicyAlgorithm)
-    checkpoint = run.latest_checkpoint(normalize=config["normalize"] is not False, replay_buffer=replay_buffer)
-    run.record_resume()
-    where = f"checkpoint at {checkpoint[0]:,} steps" if checkpoint else "the start (no checkpoint was saved)"
-    print(f"resuming {run_dir} from {where}", flush=True)
-    return train(config, run_dir, resuming=True, resume_from=checkpoint, **train_kwargs)
+    with run.writing():
+        if run.finished_summary() is not None:
+            raise ConfigError(f"--resume {run_dir}: this run already finished; start a new run instead")
+        config = validate(run.config())
+        check_device(config["device"])
+        if train_kwargs.get("video"):
+            from lattice.experiments.video import check_renderable
+
+            check_renderable(config)
+        replay_buffer = issubclass(ALGOS[config["algo"]][0], OffPolicyAlgorithm)
+        warn = functools.partial(print, file=sys.stderr, flush=True)
+        checkpoint = run.usable_checkpoint(config["normalize"] is not False, replay_buffer, warn)
+        if checkpoint is not None:
+            _check_unedited(run, config, checkpoint)
+        run.record_resume()
+        where = f"checkpoint at {checkpoint[0]:,} steps" if checkpoint else "the start (no checkpoint was saved)"
+        print(f"resuming {run_dir} from {where}", flush=True)
+        return train(config, run_dir, resuming=True, resume_from=checkpoint, **train_kwargs)
+
+
+def _check_unedited(run: RunDir, config: dict[str, Any], checkpoint: tuple[int, dict[str, Path]]) -> None:
+    """Raise ConfigError if ``config`` (``config.yml`` now) is not what the checkpoint's model was trained with."""
+    steps, files = checkpoint
+    trained = run.trained_config(files["model"])
+    if trained is None:  # saved by a version that did not record it: nothing to compare with
+        return
+    differences = rundir.config_differences(config, trained)
+    if differences:
+        raise ConfigError(
+            f"{run / rundir.CONFIG} was edited after the checkpoint at {steps:,} steps was trained "
+            f"({'; '.join(differences)}); a resume continues that model as it was trained: undo the edit, or start "
+            f"a new run with --config {run / rundir.CONFIG}"
+        )

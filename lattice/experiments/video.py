@@ -13,8 +13,10 @@ import numpy as np
 
 from lattice.envs import control_dt
 from lattice.experiments import rundir
-from lattice.experiments.config import ConfigError
+from lattice.experiments.config import ConfigError, task_env, validate
 from lattice.experiments.playback import load_run_policy
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 class _Frames:
@@ -53,6 +55,52 @@ class _Frames:
         return self.env.render()
 
 
+def _size_keywords(config: dict[str, Any], size: tuple[int, int]) -> dict[str, int]:
+    """Constructor keywords that set the frame size: gymnasium's MuJoCo envs and this package's own take width and
+    height; MyoSuite scenes are sized per frame (``_Frames``); other envs (whose constructor refuses them) render at
+    their own size."""
+    if str(config["env"]).startswith("myo"):
+        return {}
+    keywords = {"width": size[0], "height": size[1]}
+    try:
+        task_env(config, "rgb_array", **keywords).close()
+    except TypeError:
+        return {}
+    return keywords
+
+
+def check_renderable(config: dict[str, Any], size: tuple[int, int] = (480, 360)) -> None:
+    """Render one frame of a config's task on a throwaway env, so that ``--video`` fails before training (with
+    ConfigError), not after it."""
+    try:
+        env = task_env(config, "rgb_array", **_size_keywords(config, size))
+        try:
+            env.reset(seed=0)
+            frame = _Frames(env, size)()
+        finally:
+            env.close()
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+            raise ValueError(f"render() gave {type(frame).__name__}, not an RGB image")
+    except Exception as e:  # whatever stops a frame (a missing renderer, no OpenGL, an env without rgb_array)
+        first = (str(e).splitlines() or [""])[0]
+        raise ConfigError(f"--video: {config['env']} cannot be rendered here ({type(e).__name__}: {first})") from None
+
+
+def check_video_path(out: Path) -> None:
+    """Raise ConfigError unless ``out`` names a video file (.mp4 or .gif) in a folder that can be written."""
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"--out {out}: a video file name ends in {' or '.join(VIDEO_SUFFIXES)}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: {out.parent} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+
+
 def render_run(
     run_dir: Path,
     which: str = "best",
@@ -77,10 +125,10 @@ def render_run(
     if size[0] <= 0 or size[1] <= 0:
         raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
     run = rundir.RunDir(run_dir)
-    env_id = str(run.config().get("env", "")) if run.is_run() else ""  # load_run_policy checks the folder
-    # gymnasium's MuJoCo envs render at a size given to their constructor; the MyoSuite scenes, per frame (_Frames).
-    render_kwargs = {} if env_id.startswith("myo") else {"width": size[0], "height": size[1]}
-    playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=render_kwargs)
+    size_keywords = _size_keywords(validate(run.config()), size) if run.is_run() else {}
+    playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=size_keywords)
+    out = out or run / rundir.VIDEOS / f"{which}.mp4"
+    check_video_path(out)
     env, model = playback.env, playback.model
     venv: Any = playback.venv  # its reset() gives one observation array here (one Box env)
 
@@ -102,8 +150,12 @@ def render_run(
 
     import imageio.v2 as imageio
 
-    out = out or run / rundir.VIDEOS / f"{which}.mp4"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed: a reader (a README, a training run's own video) never sees half.
     fps = 1.0 / control_dt(env)
-    imageio.mimwrite(out, frames, fps=fps, macro_block_size=2)  # type: ignore[arg-type]  # yuv420p: even sizes
+    partial = rundir.temporary(out)
+    if out.suffix.lower() == ".gif":
+        imageio.mimwrite(partial, frames, duration=1000 / fps, loop=0)  # type: ignore[arg-type]
+    else:
+        imageio.mimwrite(partial, frames, fps=fps, macro_block_size=2)  # type: ignore[arg-type]  # yuv420p: even
+    partial.replace(out)
     return out
