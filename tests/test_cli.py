@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -155,6 +156,8 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     proc.wait()
     run_dir = only_run_dir(log_dir)
     assert not (run_dir / "summary.yml").exists(), "the run finished before it was killed: raise its budget"
+    # The killed run's lock file still names it; the kernel released its lock, so the resume is not blocked.
+    assert (run_dir / "writer.lock").read_text().startswith(f"pid {proc.pid} on ")
     progress_before = (run_dir / "progress.csv").read_text()
     monitor_before = (run_dir / "0.monitor.csv").read_text()
     evaluations_before = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
@@ -192,8 +195,10 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     # SB3 stores a step's transition after the callbacks ran, so a checkpoint at step s holds s - 1 of them: the
     # one at 1200 misses its last, and the resumed checkpoint's last one is gone. Without the buffer: about 800.
     assert buffer.pos == 1200 - 2 and not buffer.full
-    assert [p.name for p in (run_dir / "checkpoints").glob("rl_model_replay_buffer_*")] == [
-        "rl_model_replay_buffer_1200_steps.pkl"
+    # Only the two newest replay buffers are kept: the newest, and the one a damaged newest checkpoint falls back to.
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("rl_model_replay_buffer_*")) == [
+        "rl_model_replay_buffer_1200_steps.pkl",
+        "rl_model_replay_buffer_900_steps.pkl",
     ]
     stats = load_from_pkl(run_dir / "checkpoints" / "rl_model_vecnormalize_1200_steps.pkl")
     assert 1200 <= stats.obs_rms.count <= 1203  # one per step and per reset; without the statistics: about 800
@@ -221,6 +226,10 @@ def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_pa
 
     def saved() -> list[int]:
         return RunDir(run_dir).checkpoint_step_counts()
+
+    error = (run_dir / "error.txt").read_text().splitlines()
+    assert error[0].startswith("stopped at ") and "interrupted (Ctrl-C)" in error[0]
+    assert error[1] == f"Resume from the checkpoint at {saved()[-1]:,} steps with: lattice-train --resume {run_dir}"
 
     # at the first rollout start past 300 (and, if Ctrl-C came while collecting, at that rollout's start)
     assert saved()[0] == 320 and all(steps % 64 == 0 for steps in saved()), saved()
@@ -300,16 +309,86 @@ BAD_INPUT = [
         "unexpected keyword argument 'bogus'",
     ),
     (["--resume", "logs/ppo/x_1", "-n", "100"], "--resume continues a run with its own config; drop --timesteps"),
+    # Values SB3's constructors accept but its training does not (checked against the keywords' ranges).
+    (["--algo", "ppo", "--noise", "lattice", "--env", "elbow", "--hyperparams", "n_epochs=0"], "n_epochs=0 is out of"),
+    (["--algo", "ppo", "--noise", "gsde", "--env", "elbow", "--hyperparams", "gamma=2"], "gamma=2 is out of range"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "elbow", "--hyperparams", "batch_size=0"], "batch_size=0 is"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "elbow", "--hyperparams", "train_freq=0"], "train_freq=0 is"),
+    (["--algo", "sac", "--noise", "isotropic", "--env", "elbow", "--hyperparams", "buffer_size=0"], "buffer_size=0"),
+    (["--algo", "sac", "--noise", "lattice", "--env", "elbow", "--hyperparams", "tau=5"], "tau=5 is out of range"),
+    (["--algo", "ppo", "--noise", "gsde", "--env", "elbow", "--hyperparams", "n_steps=2.5"], "n_steps must be an int"),
+    (
+        ["--algo", "sac", "--noise", "lattice", "--env", "elbow", "--hyperparams", "policy_kwargs.alpha=.inf"],
+        "alpha must be a finite number >= 0",
+    ),
+    (
+        [
+            "--algo",
+            "ppo",
+            "--noise",
+            "lattice",
+            "--env",
+            "elbow",
+            "--hyperparams",
+            "policy_kwargs.std_clip=[1e-3, .inf]",
+        ],
+        "std_clip must be (min, max) with 0 < min < max < inf, got (0.001, inf)",
+    ),
+    (
+        [
+            "--algo",
+            "ppo",
+            "--noise",
+            "lattice",
+            "--env",
+            "elbow",
+            "--hyperparams",
+            "policy_kwargs.std_clip=[1e-3, 1, 2]",
+        ],
+        "std_clip must be (min, max) with 0 < min < max < inf, got (0.001, 1, 2)",
+    ),
+    (
+        ["--algo", "sac", "--noise", "lattice", "--env", "Pendulum-v1", "--hyperparams", "reward_weights={x: 1}"],
+        "Pendulum-v1 is not a MyoSuite env: set reward_weights to null",
+    ),
+    (["--algo", "ppo", "--noise", "lattice", "--env", "elbow", "--device", "mps"], "Device 'mps' is not available"),
+    pytest.param(
+        ["--algo", "ppo", "--noise", "lattice", "--env", "elbow", "--device", "cuda"],
+        "Device 'cuda' is not available on this machine; available: auto, cpu",
+        marks=pytest.mark.skipif(th.cuda.is_available(), reason="this machine has a GPU"),
+    ),
+    pytest.param(
+        ["--algo", "sac", "--noise", "lattice", "--env", "Pendulum-v1", "--video"],
+        "--video: Pendulum-v1 cannot be rendered here (DependencyNotInstalled: pygame is not installed",
+        marks=pytest.mark.skipif(importlib.util.find_spec("pygame") is not None, reason="pygame renders Pendulum"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[m[:30] for _, m in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    BAD_INPUT,
+    ids=[str(case[1] if isinstance(case, tuple) else case.values[1])[:30] for case in BAD_INPUT],
+)
 def test_bad_input_exits_2_with_one_line_and_creates_nothing(args, message, tmp_path):
     result = cli(RUN, *args, "--log-dir", str(tmp_path / "logs"), cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
     assert message in last
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_log_dir_or_config_that_cannot_be_used_exits_2(tmp_path):
+    (tmp_path / "logs").write_text("a file, not a folder")
+    result = cli(*tiny_run_args("ppo", "lattice", tmp_path / "logs", steps=64), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: Cannot create a run folder in {tmp_path / 'logs'}: Not a directory"
+    ]
+    (tmp_path / "binary.yml").write_bytes(bytes(range(256)))
+    result = cli(RUN, "--config", str(tmp_path / "binary.yml"), "--log-dir", str(tmp_path / "l"), cwd=tmp_path)
+    assert result.returncode == 2 and "is not a text file (YAML expected)" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "l").exists()
 
 
 def test_bad_resume_targets(tmp_path):

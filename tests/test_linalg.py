@@ -1,5 +1,7 @@
 """The exact likelihood terms against dense linear algebra, in float64 (values and gradients)."""
 
+import re
+
 import pytest
 import torch as th
 
@@ -150,8 +152,13 @@ def test_kernel_fallback_matches_torch_path_on_singular_samples(monkeypatch: pyt
 def test_non_finite_covariance_raises_clear_error(bad: float, batch: int) -> None:
     W = th.randn(3, 2)
     u = th.tensor([[bad, 1.0], [1.0, 1.0]])[:batch]
-    with pytest.raises(ValueError, match="Non-finite"):
+    # The message says what was non-finite and how much of it, and lists the causes without picking one.
+    counts = r"\((\d+) NaN and (\d+) inf of (\d+) entries\)"
+    with pytest.raises(ValueError, match=rf"Non-finite values in the [a-z ]+ of the Lattice covariance {counts}") as e:
         lowrank_terms(th.zeros(batch, 3), W, u, th.ones(batch, 3))
+    nan, inf, total = map(int, re.search(counts, str(e.value)).groups())
+    assert 0 < nan + inf <= total
+    assert "Possible causes: training that diverged" in str(e.value) and "observations" in str(e.value)
     with pytest.raises(ValueError, match="Non-finite"):
         scalar_lowrank_terms(th.zeros(1, 3), W, th.tensor([[bad]]), th.ones(1, 1))
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 
+from lattice.experiments.config import load_yaml
 from lattice.experiments.report import comparison_table, interval, last_evaluations
-from tests.test_cli import ROOT, tiny_run_args
+from tests.test_cli import RENDER, ROOT, tiny_run_args
 
 PLOT = str(ROOT / "experiments" / "plot.py")
 
@@ -177,3 +178,95 @@ def test_intervals_do_not_depend_on_the_order_of_the_evaluations():
 def test_no_runs_exits_2(tmp_path):
     result = subprocess.run([sys.executable, PLOT, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "No run folders" in result.stderr
+
+
+def plot(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, PLOT, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_baseline_no_run_has_exits_2_naming_the_noises_present(runs, tmp_path):
+    for baseline in ("gsde", "isotrpic"):
+        result = plot(str(runs), "--out", str(tmp_path / "report"), "--baseline", baseline)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: --baseline {baseline}: no reported run has noise {baseline!r}; noises present: isotropic, lattice"
+        ]
+        assert not (tmp_path / "report").exists()
+    lattice_only = tmp_path / "lattice_only"
+    for run in (runs / "ppo").iterdir():
+        if load_yaml(run / "config.yml")["noise"] == "lattice":
+            shutil.copytree(run, lattice_only / run.name)
+    result = plot(str(lattice_only), "--out", str(tmp_path / "report"))  # the default baseline may be absent
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Against" not in (tmp_path / "report" / "final.md").read_text()
+
+
+def test_unreadable_run_folders_are_skipped_and_listed(runs, tmp_path):
+    """A copy of a run with an emptied config.yml, another with its evaluations.npz cut short: the report of the
+    others is written, and final.md lists both with why."""
+    logs = tmp_path / "logs"
+    shutil.copytree(runs, logs)
+    first, second, *_ = sorted((logs / "ppo").iterdir())
+    emptied, cut = logs / "emptied", logs / "cut"
+    shutil.copytree(first, emptied)
+    (emptied / "config.yml").write_text("")
+    shutil.copytree(second, cut)
+    (cut / "evaluations.npz").write_bytes((cut / "evaluations.npz").read_bytes()[:50])
+    out = tmp_path / "report"
+    result = plot(str(logs), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (pd.read_csv(out / "final.csv")["seeds"] == 2).all()
+    text = (out / "final.md").read_text()
+    assert f"- {emptied}: ConfigError: {emptied / 'config.yml'} has no env, algo, noise, seed" in text
+    assert f"- {cut}: BadZipFile" in text
+    only_bad = tmp_path / "only_bad"
+    shutil.copytree(emptied, only_bad / "emptied")
+    result = plot(str(only_bad), "--out", str(out))
+    assert result.returncode == 2 and "No readable run folder under" in result.stderr.strip().splitlines()[-1]
+
+
+def test_unfinished_over_runs_never_evaluated_exits_2(runs, tmp_path):
+    """A run killed before its first evaluation (a copy of a real run without evaluations and summary)."""
+    never = tmp_path / "never"
+    shutil.copytree(sorted((runs / "ppo").iterdir())[0], never / "run")
+    (never / "run" / "evaluations.npz").unlink()
+    (never / "run" / "summary.yml").unlink()
+    result = plot(str(never), "--out", str(tmp_path / "report"), "--unfinished")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: No evaluated runs under {never} (1 left out)"]
+    result = plot(str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and result.stderr.strip() == f"error: no such folder: {tmp_path / 'nowhere'}"
+
+
+RENDER_BAD = [
+    (["--size", "0", "0"], "error: --size must be positive, got 0 0"),
+    (["--out", "{tmp}/video"], "error: --out {tmp}/video: a video file name ends in .mp4 or .gif"),
+    (
+        ["--out", "{tmp}/file.txt/video.mp4"],
+        "error: --out {tmp}/file.txt/video.mp4: {tmp}/file.txt is a file, not a folder",
+    ),
+    (["--model", "77"], "available: best, final, 64, 128"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), RENDER_BAD, ids=[m[7:30] for _, m in RENDER_BAD])
+def test_render_bad_arguments_exit_2_with_one_line(runs, tmp_path, args, message):
+    (tmp_path / "file.txt").write_text("a file")
+    run = sorted((runs / "ppo").iterdir())[0]
+    result = subprocess.run(
+        [sys.executable, RENDER, str(run), *(a.format(tmp=tmp_path) for a in args)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert message.format(tmp=tmp_path) in line
+    assert not (run / "videos").exists()
+
+
+def test_render_a_run_without_a_model_exits_2(runs, tmp_path):
+    """A copy of a run with its models removed, as a run killed before its first evaluation leaves it."""
+    run = tmp_path / "run"
+    shutil.copytree(sorted((runs / "ppo").iterdir())[0], run, ignore=shutil.ignore_patterns("*.zip"))
+    result = subprocess.run([sys.executable, RENDER, str(run)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: No best model in {run} (best_model.zip missing); it has no saved model yet"

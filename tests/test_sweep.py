@@ -56,6 +56,8 @@ def test_expand_validates_every_trial_first():
     assert with_axis["ppo_lattice_elbow_seed0_policy_kwargs.alpha=0.5"]["hyperparams"]["policy_kwargs"]["alpha"] == 0.5
     with pytest.raises(ConfigError, match="Unknown noise 'pink'"):
         expand({**TINY, "grid": {**TINY["grid"], "noise": ["lattice", "pink"]}})
+    with pytest.raises(ConfigError, match="gae_lambda must be a number, got 'bad'"):  # any trial's, before any runs
+        expand({**TINY, "grid": {**TINY["grid"], "gae_lambda": [0.9, "bad"]}})
     with pytest.raises(ConfigError, match="needs a non-empty list for 'seed'"):
         expand({**TINY, "grid": {k: v for k, v in TINY["grid"].items() if k != "seed"}})
     assert trial_resources(TINY) == trial_resources({**TINY, "resources": {"gpus": 0}}) == {"cpus": 1}
@@ -145,6 +147,40 @@ def test_interrupted_sweep_resumes_unfinished_trials(tmp_path):
         assert int(step.replace(",", "")) % 64 == 0 and trial in {p.name for p in trials.iterdir()}
 
 
+def test_a_second_copy_of_a_running_sweep_and_a_resume_of_its_trial_are_refused(tmp_path):
+    """One process per sweep folder, one per run folder: a second copy of the sweep command exits 2 naming the
+    first (before it starts a cluster), and a resume of the trial a Dask worker is training exits 2 naming that
+    worker's process; the folders are untouched."""
+    spec = {**TINY, "name": "busy", "grid": {**TINY["grid"], "noise": ["lattice"], "seed": [0]}}
+    spec["settings"] = {**TINY["settings"], "timesteps": 1_000_000, "eval_freq": 1024, "save_freq": 1024}
+    path = tmp_path / "busy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    command = [sys.executable, SWEEP, "--config", str(path), "--log-dir", str(tmp_path / "sweeps")]
+    first = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        trial = tmp_path / "sweeps" / "busy" / "trials" / "ppo_lattice_elbow_seed0"
+        deadline = time.time() + 240
+        while time.time() < deadline and not (trial / "command.txt").is_file():
+            time.sleep(0.2)
+        second = sweep(tmp_path, spec)
+        assert second.returncode == 2, second.stderr[-3000:]
+        line = second.stderr.strip().splitlines()[-1]
+        assert f"{tmp_path / 'sweeps' / 'busy'} is in use by pid {first.pid} on " in line and "--config" in line
+        resume = subprocess.run(
+            [sys.executable, str(ROOT / "experiments" / "run.py"), "--resume", str(trial)],
+            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert resume.returncode == 2, resume.stderr[-3000:]
+        holder = re.search(re.escape(f"{trial} is in use by pid ") + r"(\d+) on ", resume.stderr)
+        assert holder and int(holder.group(1)) != first.pid  # the Dask worker running the trial
+        assert first.poll() is None and not (trial / "summary.yml").exists()
+        assert len((trial / "command.txt").read_text().splitlines()) == 1
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+
 def test_trials_take_their_resources_on_the_embedded_cluster(tmp_path):
     cores = os.cpu_count() or 1
     spec = {**TINY, "name": "big", "grid": {**TINY["grid"], "seed": [0]}, "resources": {"cpus": cores}}
@@ -164,16 +200,17 @@ def test_a_gpu_trial_on_a_machine_without_one_exits_2(tmp_path):
 
 
 def test_a_failing_trial_is_retried_and_reported_and_does_not_stop_the_others(tmp_path):
-    grid = {"algo": ["ppo"], "noise": ["lattice"], "env": ["elbow"], "seed": [0], "gae_lambda": [0.9, "bad"]}
+    """A learning rate of 1e6 passes validation and makes the policy non-finite at the first update."""
+    grid = {"algo": ["ppo"], "noise": ["lattice"], "env": ["elbow"], "seed": [0], "learning_rate": [3e-4, 1e6]}
     spec = {**TINY, "name": "failing", "grid": grid, "retries": 1}
+    good, bad = sorted(expand(spec), key=lambda name: float(name.rsplit("=", 1)[1]))
     result = sweep(tmp_path, spec, "--max-concurrent", "2")
     assert result.returncode == 1, result.stderr[-3000:]
     results = load_yaml(tmp_path / "sweeps" / "failing" / "results.yml")
-    assert results["ppo_lattice_elbow_seed0_gae_lambda=0.9"]["status"] == "finished"
-    failed = results["ppo_lattice_elbow_seed0_gae_lambda=bad"]
-    assert failed["status"] == "failed" and "TypeError" in failed["error"]
-    assert "FAILED after 2 tries: ppo_lattice_elbow_seed0_gae_lambda=bad" in result.stdout
-    command = tmp_path / "sweeps" / "failing" / "trials" / "ppo_lattice_elbow_seed0_gae_lambda=bad" / "command.txt"
+    assert results[good]["status"] == "finished"
+    assert results[bad]["status"] == "failed" and "ValueError" in results[bad]["error"]
+    assert f"FAILED after 2 tries: {bad}" in result.stdout
+    command = tmp_path / "sweeps" / "failing" / "trials" / bad / "command.txt"
     assert len(command.read_text().splitlines()) == 2  # the retry continued the same run folder
 
 

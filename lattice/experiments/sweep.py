@@ -154,13 +154,7 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
     if gpus:
         import torch as th
 
-        available = th.cuda.device_count()
-        if available < gpus:
-            raise ConfigError(
-                f"resources.gpus={gpus} per trial, but this machine has {available} CUDA GPU(s); "
-                "set resources.gpus to 0 or run on a machine with GPUs"
-            )
-        cap = min(cap, available // gpus)
+        cap = min(cap, th.cuda.device_count() // gpus)  # at least 1: checked by _check_local_gpus
     n_workers = max(1, min(n_workers or fit, cap))
     cluster = LocalCluster(
         n_workers=n_workers,
@@ -174,6 +168,20 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
     for i, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else []):
         client.run(_use_gpus, i * gpus, gpus, workers=[address])
     return client
+
+
+def _check_local_gpus(resources: dict[str, int]) -> None:
+    """For the embedded cluster: this machine must have the GPUs one trial asks for."""
+    gpus = resources.get("gpus", 0)
+    if gpus:
+        import torch as th
+
+        available = th.cuda.device_count()
+        if available < gpus:
+            raise ConfigError(
+                f"resources.gpus={gpus} per trial, but this machine has {available} CUDA GPU(s); "
+                "set resources.gpus to 0 or run on a machine with GPUs"
+            )
 
 
 def slurm_cluster(options: dict[str, Any], resources: dict[str, int]) -> Any:
@@ -238,15 +246,23 @@ def run_sweep(
     name = str(sweep.get("name") or path.stem)
     if slurm and not sweep.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
+    if scheduler is None and not slurm:
+        _check_local_gpus(resources)
     sweep_dir = log_dir / name
+    created = not sweep_dir.exists()
     try:
         (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
     except OSError as e:
         raise ConfigError(f"Cannot create the sweep folder {sweep_dir}: {e.strerror or e}") from None
-    # One process runs a sweep folder's trials at a time: a second copy of the command is refused (FolderInUse)
-    # before it starts a cluster. Each trial also holds its run folder's lock while it trains.
-    with rundir.writer_lock(sweep_dir):
-        return _run_trials(sweep, trials, resources, sweep_dir, max_concurrent, scheduler, slurm, progress_every)
+    try:
+        # One process runs a sweep folder's trials at a time: a second copy of the command is refused (FolderInUse)
+        # before it starts a cluster. Each trial also holds its run folder's lock while it trains.
+        with rundir.writer_lock(sweep_dir):
+            return _run_trials(sweep, trials, resources, sweep_dir, max_concurrent, scheduler, slurm, progress_every)
+    except ConfigError as e:
+        if created and not isinstance(e, rundir.FolderInUse):  # refused before any trial ran: leave nothing behind
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+        raise
 
 
 def _run_trials(

@@ -1,0 +1,129 @@
+"""A run folder under attack, through the CLI with real processes: a second writer while the run trains, SIGTERM,
+a config.yml edited before a resume, damaged checkpoints, and a PPO run whose updates diverge."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from lattice.experiments.config import load_yaml
+from lattice.experiments.rundir import RunDir
+from tests.test_cli import RUN, cli, only_run_dir
+
+STEPS = 16384
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    """Every file's modification time, except the lock file (a refused process opens it to name the holder)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.name != "writer.lock"}
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_one_writer_sigterm_edited_config_and_damaged_checkpoints(tmp_path):
+    log_dir = tmp_path / "logs"
+    args = [
+        RUN,
+        *("--algo", "ppo", "--noise", "lattice", "--env", "Pendulum-v1", "-n", str(STEPS), "--n-envs", "1"),
+        *("--eval-freq", "2048", "--eval-episodes", "2", "--save-freq", "1024", "--log-dir", str(log_dir)),
+        *("--no-progress-bar", "--hyperparams", "n_steps=128", "batch_size=64", "max_episode_steps=100"),
+    ]
+    first = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_1024_steps.zip")):
+        time.sleep(0.1)
+    run_dir = only_run_dir(log_dir)
+
+    # A second writer while the run trains is refused, naming the process, and writes nothing (the run goes on).
+    second = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
+    assert first.poll() is None, "the run ended before the second writer tried: raise STEPS"
+    assert second.returncode == 2, second.stderr[-3000:]
+    assert f"{run_dir} is in use by pid {first.pid} on " in last_line(second)
+    assert "--algo ppo --noise lattice" in last_line(second)  # the holder's command line
+    assert len((run_dir / "command.txt").read_text().splitlines()) == 1
+    assert not list(run_dir.glob("*before_resume*")) and not (run_dir / "error.txt").exists()
+
+    # SIGTERM stops it as Ctrl-C does: a checkpoint, error.txt, a line on how to resume, exit 143.
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143, stderr[-3000:]
+    assert f"terminated by SIGTERM: continue from the last checkpoint with  lattice-train --resume {run_dir}" in stdout
+    error = (run_dir / "error.txt").read_text().splitlines()
+    assert error[0].startswith("stopped at ") and "terminated by SIGTERM" in error[0]
+    assert error[1].startswith("Resume from the checkpoint at ") and error[1].endswith(f"--resume {run_dir}")
+    assert RunDir(run_dir).status() == error[0]
+    saved = RunDir(run_dir).checkpoint_step_counts()
+    assert len(saved) >= 2 and saved[-1] < STEPS and all(s % 128 == 0 for s in saved), saved
+
+    # A config.yml edited since the checkpoint was trained: refused, naming the fields, nothing written.
+    original = (run_dir / "config.yml").read_text()
+    edited = load_yaml(run_dir / "config.yml")
+    learning_rate = edited["hyperparams"]["learning_rate"]
+    edited["noise"] = "isotropic"
+    edited["hyperparams"]["learning_rate"] = 1e-3
+    (run_dir / "config.yml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    before = snapshot(run_dir)
+    result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    line = last_line(result)
+    assert f"config.yml was edited after the checkpoint at {saved[-1]:,} steps was trained" in line
+    assert f"hyperparams.learning_rate: {learning_rate!r} → 0.001" in line and "noise: 'lattice' → 'isotropic'" in line
+    assert snapshot(run_dir) == before
+    (run_dir / "config.yml").write_text(original)
+
+    # Every checkpoint unreadable (in a copy of the folder): one line, exit 2, nothing set aside.
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for model in (copy / "checkpoints").glob("rl_model_*_steps.zip"):
+        model.write_bytes(model.read_bytes()[:100])
+    result = cli(RUN, "--resume", str(copy), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"No checkpoint of {copy} can be read (rl_model_{saved[-1]}_steps.zip: BadZipFile" in last_line(result)
+    assert not list(copy.rglob("*.damaged")) and len((copy / "command.txt").read_text().splitlines()) == 1
+
+    # The newest checkpoint damaged: set aside with a warning, the one before it resumes, the run ends as planned.
+    newest = run_dir / "checkpoints" / f"rl_model_{saved[-1]}_steps.zip"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        f"warning: {newest} cannot be read (" in result.stderr
+        and f"set aside as {newest.name}.damaged" in result.stderr
+    )
+    assert f"from checkpoint at {saved[-2]:,} steps" in result.stdout
+    assert newest.with_name(newest.name + ".damaged").is_file()
+    summary = load_yaml(run_dir / "summary.yml")
+    assert summary["timesteps"] == STEPS and summary["noise"] == "lattice"
+    assert not (run_dir / "error.txt").exists() and RunDir(run_dir).status() == "finished"
+    assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # the start and the one resume that ran
+    assert "likely diverging" not in stderr + result.stderr  # a healthy run gets no update-size warning
+
+
+def test_diverging_ppo_updates_are_reported_once(tmp_path):
+    """Lattice-PPO with 128 muscles at learning rate 3e-4: approx-KL in the hundreds from the first updates (the
+    README's finding); the run says so once, on stderr and in progress.csv, and trains on."""
+    log_dir = tmp_path / "logs"
+    result = cli(
+        RUN,
+        *("--algo", "ppo", "--noise", "lattice", "--env", "overactuated", "-n", "1536", "--n-envs", "1"),
+        *("--eval-freq", "1536", "--eval-episodes", "1", "--log-dir", str(log_dir), "--no-progress-bar"),
+        *("--hyperparams", "n_steps=128", "batch_size=64", "env_kwargs.n_actuators=128", "learning_rate=3e-4"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("training is likely diverging") == 1
+    assert "5 updates in a row" in result.stderr and "target_kl" in result.stderr
+    progress = pd.read_csv(only_run_dir(log_dir) / "progress.csv")
+    assert progress["train/updates_too_large"].sum() == 1
+    assert (progress["train/approx_kl"].dropna() > 1.0).sum() >= 5
