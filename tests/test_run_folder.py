@@ -127,3 +127,27 @@ def test_diverging_ppo_updates_are_reported_once(tmp_path):
     progress = pd.read_csv(only_run_dir(log_dir) / "progress.csv")
     assert progress["train/updates_too_large"].sum() == 1
     assert (progress["train/approx_kl"].dropna() > 1.0).sum() >= 5
+
+
+def test_sigterm_to_the_whole_process_group_with_env_workers(tmp_path):
+    """What SLURM does at a time limit: SIGTERM to every process of the job. The env worker processes leave it to
+    the training process, which saves, says how to resume and exits 143 (and does not hang on its workers)."""
+    log_dir = tmp_path / "logs"
+    args = [
+        RUN,
+        *("--algo", "ppo", "--noise", "lattice", "--env", "Pendulum-v1", "-n", "1000000", "--n-envs", "2"),
+        *("--eval-freq", "100000", "--eval-episodes", "1", "--save-freq", "512", "--log-dir", str(log_dir)),
+        *("--no-progress-bar", "--hyperparams", "n_steps=128", "batch_size=64", "max_episode_steps=100"),
+    ]
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(log_dir.glob("*/*/checkpoints/rl_model_1024_steps.zip")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-3000:]
+    run_dir = only_run_dir(log_dir)
+    assert f"terminated by SIGTERM: continue from the last checkpoint with  lattice-train --resume {run_dir}" in stdout
+    assert "terminated by SIGTERM" in (run_dir / "error.txt").read_text().splitlines()[0]
+    assert "Traceback" not in stderr  # no env worker died of the signal

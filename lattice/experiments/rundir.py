@@ -47,7 +47,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,11 +346,11 @@ class RunDir:
     def record_stop(self, steps: int, why: str, checkpoint: int | None) -> None:
         """``error.txt`` for a run stopped on request (Ctrl-C, SIGTERM): where it can resume from, and how."""
         saved = self.checkpoint_step_counts()
-        resume_at = f"checkpoint at {saved[-1]:,} steps" if saved else "the start (no checkpoint was saved)"
+        resume_at = f"the checkpoint at {saved[-1]:,} steps" if saved else "the start (no checkpoint was saved)"
         written = f"; a checkpoint was saved at {checkpoint:,} steps" if checkpoint is not None else ""
         (self / ERROR).write_text(
             f"stopped at {steps:,} steps: {why}{written}\n"
-            f"Resume from the {resume_at} with: lattice-train --resume {self.path}\n"
+            f"Resume from {resume_at} with: lattice-train --resume {self.path}\n"
         )
 
     # -- checkpoints and models ---------------------------------------------------------------------------------
@@ -378,7 +378,7 @@ class RunDir:
         return found
 
     def usable_checkpoint(
-        self, normalize: bool, replay_buffer: bool, warn: Any = print
+        self, normalize: bool, replay_buffer: bool, warn: Callable[[str], Any] = print
     ) -> tuple[int, dict[str, Path]] | None:
         """The newest complete checkpoint whose files can be read (``damage``). Unreadable files of newer checkpoints
         are set aside as ``<name>.damaged`` (kept for inspection, no longer checkpoints), each with a line through

@@ -232,8 +232,23 @@ def train(
     :return: The summary (also written to ``summary.yml``).
     """
     session = _build(RunDir(run_dir), config, resuming, resume_from, wandb_project, wandb_entity)
-    elapsed = _learn(session, progress_bar)
-    return _finish(session, elapsed, video)
+    try:
+        elapsed = _learn(session, progress_bar)
+        return _finish(session, elapsed, video)
+    except BaseException:
+        _stop_env_workers(session.venv)
+        raise
+
+
+def _stop_env_workers(venv: VecEnv) -> None:
+    """End the env worker processes of a run that stops on an exception. They ignore SIGINT and SIGTERM (the
+    training process handles those) and wait on their pipes, so without this the interpreter's exit, which
+    terminates and then joins them, would wait forever."""
+    if isinstance(venv, SubprocVecEnv) and not venv.closed:
+        for process in venv.processes:
+            process.kill()
+            process.join()
+        venv.closed = True
 
 
 def _build(
@@ -250,6 +265,24 @@ def _build(
     info_keywords = env_info_keywords(config)
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
     venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run.path, info_keywords, resuming)
+    try:
+        return _build_on(run, config, venv, info_keywords, resuming, resume_from, wandb_run)
+    except BaseException:
+        _stop_env_workers(venv)
+        raise
+
+
+def _build_on(
+    run: RunDir,
+    config: dict[str, Any],
+    venv: VecEnv,
+    info_keywords: tuple[str, ...],
+    resuming: bool,
+    resume_from: tuple[int, dict[str, Path]] | None,
+    wandb_run: Any,
+) -> _Session:
+    """``_build``'s part after the training envs exist: evaluation, the model, checkpoints, the logger."""
+    start_steps = 0 if resume_from is None else resume_from[0]
     evaluation = EnergyEvalCallback(
         eval_env(config, info_keywords),
         run,
