@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
+
+from tests.conftest import session_folder
 
 pytestmark = pytest.mark.packaging
 
@@ -57,8 +60,11 @@ def installed(python: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    sh([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", out, ROOT], cwd=out)
+    # Built once per session: setuptools builds in the checkout's build/, so two builds at once would collide.
+    out = session_folder(tmp_path_factory, "wheel")
+    with FileLock(str(out / "build.lock")):
+        if not list(out.glob("sb3_lattice-*.whl")):
+            sh([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", out, ROOT], cwd=out)
     (path,) = out.glob("sb3_lattice-*.whl")
     return path
 

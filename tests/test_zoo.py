@@ -26,6 +26,7 @@ from lattice.envs import make_env
 from lattice.experiments import rundir
 from lattice.experiments.cli import enjoy_main
 from lattice.experiments.rundir import RunDir
+from tests.conftest import session_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_ID = "myoElbowPose1D6MRandom-v0"
@@ -39,8 +40,7 @@ def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedP
 def elbow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny PPO run on the MyoSuite elbow with the paper's settings (VecNormalize on), 2 checkpoints; trained once
     and shared by the pytest-xdist workers (the tests only read it), as xdist's documentation does it."""
-    shared = tmp_path_factory.getbasetemp().parent / "zoo"  # the same folder for every worker of this session
-    shared.mkdir(exist_ok=True)
+    shared = session_folder(tmp_path_factory, "zoo")
     run_dir = shared / "logs" / "ppo" / f"{ENV_ID}_1"
     with FileLock(str(shared / "train.lock")):
         if not (run_dir / rundir.SUMMARY).is_file():
