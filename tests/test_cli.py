@@ -286,6 +286,7 @@ def test_wandb_runs_offline_without_an_api_key_with_metrics_and_video(tmp_path):
     assert list(offline[0].glob("files/media/videos/**/*.mp4"))  # the rollout video, logged explicitly
 
 
+LATTICE_PPO_ELBOW = ["--algo", "ppo", "--noise", "lattice", "--env", "elbow"]
 BAD_INPUT = [
     (["--algo", "a2c", "--noise", "lattice"], "argument --algo: invalid choice: 'a2c'"),
     (["--algo", "sac", "--noise", "pink"], "Unknown noise 'pink'; choose one of: isotropic, gsde, lattice"),
@@ -322,29 +323,11 @@ BAD_INPUT = [
         "alpha must be a finite number >= 0",
     ),
     (
-        [
-            "--algo",
-            "ppo",
-            "--noise",
-            "lattice",
-            "--env",
-            "elbow",
-            "--hyperparams",
-            "policy_kwargs.std_clip=[1e-3, .inf]",
-        ],
+        [*LATTICE_PPO_ELBOW, "--hyperparams", "policy_kwargs.std_clip=[1e-3, .inf]"],
         "std_clip must be (min, max) with 0 < min < max < inf, got (0.001, inf)",
     ),
     (
-        [
-            "--algo",
-            "ppo",
-            "--noise",
-            "lattice",
-            "--env",
-            "elbow",
-            "--hyperparams",
-            "policy_kwargs.std_clip=[1e-3, 1, 2]",
-        ],
+        [*LATTICE_PPO_ELBOW, "--hyperparams", "policy_kwargs.std_clip=[1e-3, 1, 2]"],
         "std_clip must be (min, max) with 0 < min < max < inf, got (0.001, 1, 2)",
     ),
     (

@@ -337,7 +337,7 @@ class UpdateSizeCallback(BaseCallback):
     An update is too large when SB3's ``train/approx_kl`` (the mean KL between the policy that collected the
     rollout and the updated one, summed over action dimensions) exceeds ``max_kl``, or ``train/clip_fraction``
     (the share of samples whose probability ratio left [1 − ε, 1 + ε]) exceeds ``max_clip_fraction``. Typical
-    values: approx-KL 0.01–0.1 (SB3 zoo's ``target_kl`` settings are 0.01–0.05) and clip fractions 0.05–0.3.
+    values: approx-KL 0.01–0.1 (``target_kl`` settings in common use are 0.01–0.05) and clip fractions 0.05–0.3.
     The warning comes after ``patience`` such updates in a row. Off-policy algorithms log neither: nothing happens.
 
     :param max_kl: approx-KL threshold (nats).
