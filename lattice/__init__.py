@@ -4,12 +4,15 @@ Public API (the core: needs torch, numpy, gymnasium, stable-baselines3, sb3-cont
 
     from lattice import LatticeSACPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
     from lattice import LatticeNoiseDistribution, LatticeIIDNoiseDistribution, NOISES, make_noise_distribution
+    from lattice import ColoredNoiseDistribution, SquashedColoredNoiseDistribution, EpisodicNoiseCallback
 
 Importing the package registers the overactuated benchmark env, ``lattice/OveractuatedReach-v0`` (as MyoSuite
 registers its envs), and imports nothing of the experiment layer (``lattice.experiments``: configs, training
 runs, reports, videos, sweeps; installed with ``pip install 'sb3-lattice[experiments]'``).
 """
 
+from lattice.callbacks import EpisodicNoiseCallback
+from lattice.colored import ColoredNoiseDistribution, SquashedColoredNoiseDistribution
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
 from lattice.envs.overactuated import ENV_ID as OVERACTUATED_ENV_ID
 from lattice.envs.overactuated import OveractuatedReach
@@ -26,6 +29,8 @@ __version__ = "0.2.0"
 __all__ = [
     "NOISES",
     "OVERACTUATED_ENV_ID",
+    "ColoredNoiseDistribution",
+    "EpisodicNoiseCallback",
     "LatticeActor",
     "LatticeActorCriticPolicy",
     "LatticeIIDNoiseDistribution",
@@ -34,6 +39,7 @@ __all__ = [
     "LatticeSACPolicy",
     "NoiseSpec",
     "OveractuatedReach",
+    "SquashedColoredNoiseDistribution",
     "__version__",
     "get_noise_spec",
     "make_noise_distribution",

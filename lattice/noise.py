@@ -8,9 +8,13 @@ name               distribution                                  ``use_sde``  no
 ``gsde``           SB3 ``StateDependentNoiseDistribution``       True         a = μ + P_aᵀx, P redrawn every T
 ``lattice``        ``LatticeNoiseDistribution``                  True         latent + action, redrawn every T
 ``lattice_iid``    ``LatticeIIDNoiseDistribution``               False        latent + action, fresh every step
+``pink``           ``ColoredNoiseDistribution`` (PPO),           False        a = μ + σ ⊙ ε_t, ε a 1/f^β sequence
+                   ``SquashedColoredNoiseDistribution`` (SAC)                 per env and episode (β = 1: pink)
 =================  ============================================  ===========  ================================
 
-T is SB3's ``sde_sample_freq`` (-1: only at the start of each rollout).
+T is SB3's ``sde_sample_freq`` (-1: only at the start of each rollout). ``pink`` is the colored-noise family: its
+exponent β is ``noise_exponent`` (0: white, 1: pink, the default, 2: red), its sequence length ``noise_horizon``
+(the episode length); see ``lattice.colored``.
 
 A noise is one ``NoiseSpec`` entry: whether it is state-dependent, how to build its distribution from the policy's
 keywords, and how SAC's actor builds its action head for it (SB3's ``ActorCriticPolicy`` builds the head through
@@ -34,6 +38,7 @@ from stable_baselines3.common.distributions import (
 from stable_baselines3.common.preprocessing import get_action_dim
 from torch import nn
 
+from lattice.colored import DEFAULT_HORIZON, ColoredNoiseDistribution, SquashedColoredNoiseDistribution
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
 
 # (distribution, latent dimension d, log_std_init, clip_mean) → SAC's (mu, log_std)
@@ -82,6 +87,7 @@ def _lattice(
     alpha: float,
     std_clip: tuple[float, float],
     std_reg: float,
+    **_: Any,
 ) -> Distribution:
     return LatticeNoiseDistribution(
         action_dim,
@@ -93,6 +99,15 @@ def _lattice(
         std_reg=std_reg,
         alpha=alpha,
     )
+
+
+def _colored(
+    action_dim: int, *, squash_output: bool, noise_exponent: float, noise_horizon: int | None, **_: Any
+) -> Distribution:
+    horizon = DEFAULT_HORIZON if noise_horizon is None else noise_horizon
+    if squash_output:
+        return SquashedColoredNoiseDistribution(action_dim, exponent=noise_exponent, horizon=horizon)
+    return ColoredNoiseDistribution(action_dim, exponent=noise_exponent, horizon=horizon)
 
 
 def _lattice_iid(action_dim: int, *, alpha: float, squash_output: bool, **_: Any) -> Distribution:
@@ -150,6 +165,13 @@ NOISES: dict[str, NoiseSpec] = {
             _lattice_iid,
             _latent_std_head,
         ),
+        NoiseSpec(
+            "pink",
+            False,
+            "colored noise: per env and episode, a Gaussian sequence with spectrum 1/f^β (noise_exponent; 1: pink)",
+            _colored,
+            _gaussian_head,
+        ),
     )
 }
 
@@ -196,10 +218,12 @@ def make_noise_distribution(
     alpha: float = 1.0,
     std_clip: tuple[float, float] = (1e-3, 1.0),
     std_reg: float = 0.0,
+    noise_exponent: float = 1.0,
+    noise_horizon: int | None = None,
 ) -> Distribution:
     """Build the action distribution for an exploration noise.
 
-    :param name: A registry name (``isotropic``, ``gsde``, ``lattice``, ``lattice_iid``).
+    :param name: A registry name (``isotropic``, ``gsde``, ``lattice``, ``lattice_iid``, ``pink``).
     :param action_space: The (Box) action space.
     :param use_sde: The algorithm's ``use_sde``; must match the noise (see ``check_noise``).
     :param squash_output: tanh-squashed actions (SAC).
@@ -209,6 +233,8 @@ def make_noise_distribution(
     :param alpha: Lattice: scale of the latent noise.
     :param std_clip: Lattice (state-dependent): (σ_min, σ_max) clip of the std.
     :param std_reg: Lattice (state-dependent): action std floor.
+    :param noise_exponent: Colored noise: β of the spectrum 1/f^β (0: white, 1: pink, 2: red).
+    :param noise_horizon: Colored noise: length of each env's sequence, the episode length (None: 1000 steps).
     """
     spec = check_noise(name, use_sde, action_space)
     return spec.build(
@@ -220,4 +246,6 @@ def make_noise_distribution(
         alpha=alpha,
         std_clip=std_clip,
         std_reg=std_reg,
+        noise_exponent=noise_exponent,
+        noise_horizon=noise_horizon,
     )

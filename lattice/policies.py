@@ -1,4 +1,5 @@
-"""SB3 policies with a choice of exploration noise: ``lattice`` (default), ``lattice_iid``, ``gsde``, ``isotropic``.
+"""SB3 policies with a choice of exploration noise: ``lattice`` (default), ``lattice_iid``, ``gsde``, ``isotropic``,
+``pink``.
 
 They are SB3's own policies (``SACPolicy``, ``ActorCriticPolicy``, sb3-contrib's ``RecurrentActorCriticPolicy``)
 whose action distribution comes from the registry in ``lattice.noise``; every noise setting is a constructor
@@ -8,6 +9,10 @@ keyword, so ``Model.load`` rebuilds the same policy:
     PPO(LatticeActorCriticPolicy, env, use_sde=True, policy_kwargs=dict(alpha=1.0, full_std=False))
     RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, use_sde=True)
     PPO(LatticeActorCriticPolicy, env, policy_kwargs=dict(noise="isotropic"))   # SB3's Gaussian, same class
+    SAC(LatticeSACPolicy, env, policy_kwargs=dict(noise="pink", noise_horizon=1000))   # colored noise
+
+Colored noise starts a new sequence per episode when ``learn`` gets ``lattice.callbacks.EpisodicNoiseCallback``
+(without it, each env's sequence runs on across episodes and is renewed every ``noise_horizon`` steps).
 
 Paper: https://arxiv.org/abs/2305.20065
 """
@@ -26,10 +31,18 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
+from lattice.colored import set_exploring
 from lattice.noise import get_noise_spec, make_noise_distribution
 
 
-def _noise_kwargs(noise: str, alpha: float, std_clip: tuple[float, float], std_reg: float) -> dict[str, Any]:
+def _noise_kwargs(
+    noise: str,
+    alpha: float,
+    std_clip: tuple[float, float],
+    std_reg: float,
+    noise_exponent: float,
+    noise_horizon: int | None,
+) -> dict[str, Any]:
     """Validate the values early (before SB3 builds anything) and normalise them for saving."""
     get_noise_spec(noise)
     if not 0.0 <= alpha < math.inf:
@@ -38,16 +51,25 @@ def _noise_kwargs(noise: str, alpha: float, std_clip: tuple[float, float], std_r
         raise ValueError(f"std_clip must be (min, max) with 0 < min < max < inf, got {tuple(std_clip)}")
     if not 0.0 <= std_reg < math.inf:
         raise ValueError(f"std_reg must be a finite number >= 0, got {std_reg}")
+    if not math.isfinite(noise_exponent):
+        raise ValueError(f"noise_exponent must be a finite number (β: 0 white, 1 pink, 2 red), got {noise_exponent}")
+    if noise_horizon is not None and (isinstance(noise_horizon, bool) or int(noise_horizon) != noise_horizon):
+        raise ValueError(f"noise_horizon must be an integer (the episode length) or None, got {noise_horizon!r}")
+    if noise_horizon is not None and noise_horizon < 2:
+        raise ValueError(f"noise_horizon must be at least 2 steps (the episode length), got {noise_horizon}")
     return dict(
         noise=noise,
         alpha=float(alpha),
         std_clip=(float(std_clip[0]), float(std_clip[1])),
         std_reg=float(std_reg),
+        noise_exponent=float(noise_exponent),
+        noise_horizon=None if noise_horizon is None else int(noise_horizon),
     )
 
 
 class _NoiseActorCriticMixin:
-    """Gives an SB3 actor-critic policy the ``noise``, ``alpha``, ``std_clip`` and ``std_reg`` keywords.
+    """Gives an SB3 actor-critic policy the noise keywords: ``noise``, ``alpha``, ``std_clip``, ``std_reg``,
+    ``noise_exponent`` and ``noise_horizon``.
 
     The registry builds the action distribution in ``_build`` (where SB3 creates the action head), so the
     network is built once. ``full_std``, ``use_expln`` and ``squash_output`` keep their SB3 meaning.
@@ -64,23 +86,24 @@ class _NoiseActorCriticMixin:
         alpha: float = 1.0,
         std_clip: tuple[float, float] = (1e-3, 1.0),
         std_reg: float = 0.0,
+        noise_exponent: float = 1.0,
+        noise_horizon: int | None = None,
         **kwargs: Any,
     ):
         # Set before the parent constructor, which calls _build() (sb3-contrib sets lstm_output_dim likewise).
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg)
+        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
+        settings = {k: v for k, v in self.noise_kwargs.items() if k != "noise"}
         self.action_dist = make_noise_distribution(
-            self.noise_kwargs["noise"],
-            self.action_space,
-            use_sde=self.use_sde,
-            alpha=self.noise_kwargs["alpha"],
-            std_clip=self.noise_kwargs["std_clip"],
-            std_reg=self.noise_kwargs["std_reg"],
-            **(self.dist_kwargs or {}),
+            self.noise_kwargs["noise"], self.action_space, use_sde=self.use_sde, **settings, **(self.dist_kwargs or {})
         )
         super()._build(lr_schedule)  # type: ignore[misc]
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)  # type: ignore[misc]
+        set_exploring(self.action_dist, not mode)  # colored noise drives rollouts, not training updates
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
@@ -93,19 +116,21 @@ class LatticeActorCriticPolicy(_NoiseActorCriticMixin, ActorCriticPolicy):
 
     Takes every keyword of ``ActorCriticPolicy`` plus:
 
-    :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``) or
-        ``isotropic``.
+    :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``),
+        ``isotropic`` or ``pink``.
     :param alpha: Scale α of the latent noise (Lattice).
     :param std_clip: (σ_min, σ_max) clip of the noise std (state-dependent Lattice).
     :param std_reg: Action std floor (state-dependent Lattice).
+    :param noise_exponent: β of colored noise's spectrum 1/f^β (``pink``; 0: white, 1: pink, 2: red).
+    :param noise_horizon: Length of colored noise's sequence per env, the episode length (``pink``; None: 1000).
     """
 
 
 class LatticeRecurrentActorCriticPolicy(_NoiseActorCriticMixin, RecurrentActorCriticPolicy):
     """sb3-contrib's ``RecurrentActorCriticPolicy`` (RecurrentPPO) with a choice of exploration noise.
 
-    Takes every keyword of ``RecurrentActorCriticPolicy`` plus ``noise``, ``alpha``, ``std_clip`` and
-    ``std_reg`` (see ``LatticeActorCriticPolicy``).
+    Takes every keyword of ``RecurrentActorCriticPolicy`` plus ``noise``, ``alpha``, ``std_clip``, ``std_reg``,
+    ``noise_exponent`` and ``noise_horizon`` (see ``LatticeActorCriticPolicy``).
     """
 
 
@@ -134,6 +159,8 @@ class LatticeActor(Actor):
         alpha: float = 1.0,
         std_clip: tuple[float, float] = (1e-3, 1.0),
         std_reg: float = 0.0,
+        noise_exponent: float = 1.0,
+        noise_horizon: int | None = None,
     ):
         BasePolicy.__init__(
             self,
@@ -152,7 +179,8 @@ class LatticeActor(Actor):
         self.use_expln = use_expln
         self.full_std = full_std
         self.clip_mean = clip_mean
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg)
+        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
+        settings = {k: v for k, v in self.noise_kwargs.items() if k != "noise"}
 
         self.latent_pi = nn.Sequential(*create_mlp(features_dim, -1, net_arch, activation_fn))
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
@@ -165,13 +193,15 @@ class LatticeActor(Actor):
             learn_features=True,
             full_std=full_std,
             use_expln=use_expln,
-            alpha=alpha,
-            std_clip=std_clip,
-            std_reg=std_reg,
+            **settings,
         )
         self.mu, self.log_std = get_noise_spec(noise).sac_head(
             self.action_dist, last_layer_dim, log_std_init, clip_mean
         )
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)
+        set_exploring(self.action_dist, not mode)  # colored noise drives rollouts, not SAC's updates
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -184,12 +214,14 @@ class LatticeSACPolicy(SACPolicy):
 
     Takes every keyword of ``SACPolicy`` (with defaults ``use_expln=True``, ``log_std_init=0.0``) plus:
 
-    :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``) or
-        ``isotropic``.
+    :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``),
+        ``isotropic`` or ``pink``.
     :param full_std: gSDE / Lattice: one std per noise-matrix entry (else one per latent row).
     :param alpha: Scale α of the latent noise (Lattice).
     :param std_clip: (σ_min, σ_max) clip of the noise std (state-dependent Lattice).
     :param std_reg: Action std floor (state-dependent Lattice).
+    :param noise_exponent: β of colored noise's spectrum 1/f^β (``pink``; 0: white, 1: pink, 2: red).
+    :param noise_horizon: Length of colored noise's sequence per env, the episode length (``pink``; None: 1000).
     """
 
     actor: LatticeActor
@@ -217,9 +249,11 @@ class LatticeSACPolicy(SACPolicy):
         alpha: float = 1.0,
         std_clip: tuple[float, float] = (1e-3, 1.0),
         std_reg: float = 0.0,
+        noise_exponent: float = 1.0,
+        noise_horizon: int | None = None,
     ):
         # Set before the parent constructor, which builds the actor through make_actor().
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg)
+        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
         self.full_std = full_std
         super().__init__(
             observation_space,

@@ -88,6 +88,8 @@ def test_every_algo_and_noise_leaves_a_complete_run_folder(algo, noise, tmp_path
 
     config = load_yaml(run_dir / "config.yml")
     assert (config["algo"], config["noise"], config["env"]) == (algo, noise, "myoElbowPose1D6MRandom-v0")
+    if noise == "pink":  # one noise sequence per episode: the run's episode length
+        assert config["hyperparams"]["policy_kwargs"]["noise_horizon"] == 20
     evaluations = np.load(run_dir / "evaluations.npz")
     assert evaluations["timesteps"].tolist() == [64, 128]
     assert evaluations["results"].shape == (2, 2) and np.isfinite(evaluations["results"]).all()
@@ -289,7 +291,7 @@ def test_wandb_runs_offline_without_an_api_key_with_metrics_and_video(tmp_path):
 LATTICE_PPO_ELBOW = ["--algo", "ppo", "--noise", "lattice", "--env", "elbow"]
 BAD_INPUT = [
     (["--algo", "a2c", "--noise", "lattice"], "argument --algo: invalid choice: 'a2c'"),
-    (["--algo", "sac", "--noise", "pink"], "Unknown noise 'pink'; choose one of: isotropic, gsde, lattice"),
+    (["--algo", "sac", "--noise", "brown"], "Unknown noise 'brown'; choose one of: isotropic, gsde, lattice"),
     (["--algo", "sac", "--noise", "lattice", "--env", "Ant-v9"], "did you mean 'Ant-v5'"),
     (["--algo", "sac", "--noise", "lattice", "--env", "ant", "-n", "0"], "timesteps must be a positive integer, got 0"),
     (
@@ -329,6 +331,14 @@ BAD_INPUT = [
     (
         [*LATTICE_PPO_ELBOW, "--hyperparams", "policy_kwargs.std_clip=[1e-3, 1, 2]"],
         "std_clip must be (min, max) with 0 < min < max < inf, got (0.001, 1, 2)",
+    ),
+    (
+        ["--algo", "sac", "--noise", "pink", "--env", "elbow", "--hyperparams", "policy_kwargs.noise_exponent=.nan"],
+        "noise_exponent must be a finite number (β: 0 white, 1 pink, 2 red), got nan",
+    ),
+    (
+        ["--algo", "ppo", "--noise", "pink", "--env", "elbow", "--hyperparams", "policy_kwargs.noise_horizon=1"],
+        "noise_horizon must be at least 2 steps (the episode length), got 1",
     ),
     (
         ["--algo", "sac", "--noise", "lattice", "--env", "Pendulum-v1", "--hyperparams", "reward_weights={x: 1}"],

@@ -143,7 +143,7 @@ def test_algo_kwargs_wire_the_noise_and_import_classes():
     ("kwargs", "message"),
     [
         (dict(algo="a2c"), "Unknown algo 'a2c'; choose one of: sac, ppo, recurrent_ppo"),
-        (dict(noise="pink"), "Unknown noise 'pink'; choose one of: isotropic, gsde, lattice, lattice_iid"),
+        (dict(noise="brown"), "Unknown noise 'brown'; choose one of: isotropic, gsde, lattice, lattice_iid, pink"),
         (dict(env="Ant-v9"), "did you mean 'Ant-v5'"),
         (dict(env="reorent"), "did you mean 'reorient'"),
         (dict(overrides={"timesteps": 0}), "timesteps must be a positive integer, got 0"),

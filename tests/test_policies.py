@@ -17,11 +17,13 @@ from stable_baselines3 import PPO, SAC
 import lattice
 from lattice import (
     NOISES,
+    ColoredNoiseDistribution,
     LatticeActorCriticPolicy,
     LatticeIIDNoiseDistribution,
     LatticeNoiseDistribution,
     LatticeRecurrentActorCriticPolicy,
     LatticeSACPolicy,
+    SquashedColoredNoiseDistribution,
 )
 
 ENV_ID = "Pendulum-v1"  # classic control: these core tests need no MuJoCo (they also run with the core alone)
@@ -43,7 +45,7 @@ def action_dist(model):
 
 
 def test_registry_names() -> None:
-    assert set(NOISES) == {"isotropic", "gsde", "lattice", "lattice_iid"}
+    assert set(NOISES) == {"isotropic", "gsde", "lattice", "lattice_iid", "pink"}
     assert [name for name, spec in NOISES.items() if spec.state_dependent] == ["gsde", "lattice"]
 
 
@@ -55,6 +57,7 @@ def test_registry_names() -> None:
         ("lattice_iid", False, LatticeIIDNoiseDistribution),
         ("gsde", True, "StateDependentNoiseDistribution"),
         ("isotropic", False, "DiagGaussianDistribution"),
+        ("pink", False, ColoredNoiseDistribution),
     ],
 )
 def test_noise_selects_distribution(algo: str, noise: str, use_sde: bool, expected) -> None:
@@ -64,6 +67,8 @@ def test_noise_selects_distribution(algo: str, noise: str, use_sde: bool, expect
     if isinstance(expected, str):  # SB3's own classes, reused (SAC squashes its Gaussian)
         assert type(dist).__module__ == "stable_baselines3.common.distributions"
         assert type(dist).__name__ in {expected, "Squashed" + expected}
+    elif algo == "sac" and expected is ColoredNoiseDistribution:
+        assert type(dist) is SquashedColoredNoiseDistribution
     else:
         assert type(dist) is expected
 

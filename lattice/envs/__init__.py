@@ -62,6 +62,12 @@ def check_env_id(env_id: str, extra_names: list[str] | tuple[str, ...] = ()) -> 
     raise ValueError(f"Unknown env {env_id!r}{hint} (task names: {', '.join(extra_names)}; or any gymnasium id)")
 
 
+def registered_episode_length(env_id: str) -> int | None:
+    """The episode length ``env_id`` is registered with (None: no time limit)."""
+    ensure_registered(env_id)
+    return gym.spec(env_id).max_episode_steps
+
+
 def control_dt(env: gym.Env) -> float:
     """Seconds of simulated time per env step (for a video's fps); MyoSuite's ``render_fps`` does not match it."""
     unwrapped: Any = env.unwrapped

@@ -38,7 +38,8 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from lattice.envs import EpisodeEnergy, check_env_id, make_env
+from lattice.colored import DEFAULT_HORIZON
+from lattice.envs import EpisodeEnergy, check_env_id, make_env, registered_episode_length
 from lattice.noise import NOISES
 from lattice.policies import LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy, LatticeSACPolicy
 
@@ -476,8 +477,19 @@ def validate(config: dict[str, Any], config_dir: Path = CONFIG_DIR) -> dict[str,
     filled["policy_kwargs"] = _fill(policy_kwargs, policy_defaults, POLICY_RUNNER_SET, f"{policy_class.__name__}")
     for key, value in filled.items():
         _check_keyword(key, value, algo_defaults.get(key))
+    if noise == "pink" and filled["policy_kwargs"].get("noise_horizon") is None:
+        # Colored noise draws one sequence per episode: as long as the task's episodes.
+        filled["policy_kwargs"]["noise_horizon"] = _episode_length(config)
     config["hyperparams"] = filled
     return {key: config[key] for key in RUN_KEYS}
+
+
+def _episode_length(config: dict[str, Any]) -> int:
+    """The run's episode length: ``max_episode_steps``, else the env's registered one (else colored noise's
+    default, for an env without a time limit)."""
+    if config["max_episode_steps"] is not None:
+        return int(config["max_episode_steps"])
+    return registered_episode_length(str(config["env"])) or DEFAULT_HORIZON
 
 
 def _check_keyword(key: str, value: Any, default: Any) -> None:
