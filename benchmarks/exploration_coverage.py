@@ -3,11 +3,12 @@
     python benchmarks/exploration_coverage.py [--tasks overactuated-8 overactuated-32 overactuated-128 hand ant]
         [--steps 100] [--episodes 8] [--action-std 0.3] [--out results/exploration_coverage]
 
-For each task and noise (isotropic, gsde, lattice), an untrained PPO policy of this package (the task's config,
+For each task and noise (isotropic, gsde, lattice, pink), an untrained PPO policy of this package (the task's config,
 ``configs/<task>.yaml``) is rescaled so that its per-actuator action noise has the same size for every noise:
 a shift of ``log_std`` found by bisection makes the root-mean-square over actuators and visited states of the
 per-actuator std equal to ``--action-std``. Then, from the same seeded starts, the policy acts with noise
-(redrawn every ``noise_period`` = 4 steps for gsde and lattice, as in training) and without it (its mean action).
+(redrawn every ``noise_period`` = 4 steps for gsde and lattice, as in training; pink noise's sequence starts anew
+each episode) and without it (its mean action).
 Coverage is the root-mean-square distance between the noisy and the noise-free trajectories of the body's
 positions over the episode: the mass's (x, y) for the overactuated env, the hand's joint angles for the
 MyoSuite hand, the torso's (x, y) and the joint angles for Ant. The ratio to isotropic noise is printed.
@@ -27,11 +28,12 @@ import pandas as pd
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from lattice.colored import reset_episodes
 from lattice.experiments.config import resolve_config, task_env
 from lattice.experiments.process import configure_process
 from lattice.experiments.training import build_model
 
-NOISES = ("isotropic", "gsde", "lattice")
+NOISES = ("isotropic", "gsde", "lattice", "pink")
 # task name → (config task, env keywords, positions of the body: unwrapped env → vector)
 TASKS: dict[str, tuple[str, dict[str, Any], Any]] = {
     **{
@@ -48,7 +50,7 @@ def action_std(policy: Any, obs: th.Tensor) -> th.Tensor:
     dist = policy.get_distribution(obs)
     if hasattr(dist, "covariance"):  # Lattice: the diagonal of Σ(x)
         return dist.covariance().diagonal(dim1=-2, dim2=-1).sqrt()
-    return dist.distribution.stddev  # SB3's Normal for isotropic and gSDE
+    return dist.distribution.stddev  # SB3's Normal for isotropic, gSDE and pink
 
 
 def match_noise(policy: Any, obs: th.Tensor, target: float) -> float:
@@ -74,6 +76,7 @@ def rollout(
     """Observations and body positions over one episode from a seeded start, with or without the policy's noise."""
     obs, _ = env.reset(seed=seed)
     policy = model.policy
+    reset_episodes(policy.action_dist, None)  # pink: a new sequence for the new episode
     observations, out = [], []
     for t in range(steps):
         if noisy and policy.use_sde and t % period == 0:
@@ -129,7 +132,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     for i, noise in enumerate(NOISES):
         rows = table[table["noise"] == noise].set_index("task").loc[tasks]
         ratio = rows["coverage"] / table[table["noise"] == "isotropic"].set_index("task").loc[tasks, "coverage"]
-        ax.bar(np.arange(len(tasks)) + (i - 1) * width, ratio, width, label=noise)
+        ax.bar(np.arange(len(tasks)) + (i - (len(NOISES) - 1) / 2) * width, ratio, width, label=noise)
     ax.axhline(1.0, color="gray", lw=0.8)
     actuators = dict(zip(table["task"], table["actuators"], strict=True))
     labels = [f"{t}\n({actuators[t]} actuators)" for t in tasks]
