@@ -16,7 +16,7 @@ import pytest
 import torch as th
 import yaml
 
-from lattice.experiments.config import ConfigError, load_yaml
+from lattice.experiments.config import ConfigError, dump_config, load_yaml, resolve_config
 from lattice.experiments.sweep import expand, slurm_cluster, trial_resources
 from tests.test_cli import ROOT
 
@@ -54,8 +54,8 @@ def test_expand_validates_every_trial_first():
     assert (config["seed"], config["timesteps"], config["hyperparams"]["n_steps"]) == (1, 128, 64)
     with_axis = expand({**TINY, "grid": {**TINY["grid"], "policy_kwargs.alpha": [0.5, 1.0]}})
     assert with_axis["ppo_lattice_elbow_seed0_policy_kwargs.alpha=0.5"]["hyperparams"]["policy_kwargs"]["alpha"] == 0.5
-    with pytest.raises(ConfigError, match="Unknown noise 'pink'"):
-        expand({**TINY, "grid": {**TINY["grid"], "noise": ["lattice", "pink"]}})
+    with pytest.raises(ConfigError, match="Unknown noise 'brown'"):
+        expand({**TINY, "grid": {**TINY["grid"], "noise": ["lattice", "brown"]}})
     with pytest.raises(ConfigError, match="gae_lambda must be a number, got 'bad'"):  # any trial's, before any runs
         expand({**TINY, "grid": {**TINY["grid"], "gae_lambda": [0.9, "bad"]}})
     with pytest.raises(ConfigError, match="needs a non-empty list for 'seed'"):
@@ -287,3 +287,22 @@ def test_slurm_job_scripts_ask_for_the_trials_resources():
     finally:
         cluster.close()
     assert "#SBATCH --gres=gpu:1" in script and "--resources cpus=4,gpus=1" in script and "--nworkers" not in script
+
+
+def test_a_grid_of_config_files_sweeps_them_over_seeds(tmp_path):
+    """Config files (a run's config.yml, a tuned config) instead of algo × noise × env, relative to the sweep file."""
+    (tmp_path / "best").mkdir()
+    tuned = resolve_config(
+        "ppo", "pink", "elbow", hyperparams=["learning_rate=1e-4", "policy_kwargs.noise_exponent=1.5"]
+    )
+    dump_config(tuned, tmp_path / "best" / "pink.yml")
+    spec = {"name": "seeds", "grid": {"config": ["best/pink.yml"], "seed": [1, 2]}, "settings": {"timesteps": 64}}
+    trials = expand(spec, tmp_path)
+    assert sorted(trials) == ["pink_seed1", "pink_seed2"]
+    for seed, config in zip([1, 2], trials.values(), strict=True):
+        assert (config["seed"], config["timesteps"], config["hyperparams"]["learning_rate"]) == (seed, 64, 1e-4)
+        assert config["hyperparams"]["policy_kwargs"]["noise_exponent"] == 1.5
+    with pytest.raises(ConfigError, match="has config files and noise: the config files set those"):
+        expand({**spec, "grid": {**spec["grid"], "noise": ["lattice"]}}, tmp_path)
+    with pytest.raises(ConfigError, match="Cannot read config"):
+        expand({**spec, "grid": {**spec["grid"], "config": ["best/missing.yml"]}}, tmp_path)

@@ -126,6 +126,8 @@ class EnergyEvalCallback(EvalCallback):
     :param n_eval_episodes: Episodes per evaluation.
     :param env_id: The env's id: each new best model is also published under rl-baselines3-zoo's names for it
         (None: not).
+    :param callback_after_eval: SB3's: called after each evaluation (its ``parent`` is this callback); returning
+        False stops training.
     :param verbose: 1: one line per evaluation.
     """
 
@@ -136,10 +138,12 @@ class EnergyEvalCallback(EvalCallback):
         eval_freq: int,
         n_eval_episodes: int,
         env_id: str | None = None,
+        callback_after_eval: BaseCallback | None = None,
         verbose: int = 1,
     ):
         super().__init__(
             eval_env,
+            callback_after_eval=callback_after_eval,
             n_eval_episodes=n_eval_episodes,
             eval_freq=eval_freq,
             log_path=str(run.path),
@@ -215,7 +219,7 @@ class EnergyEvalCallback(EvalCallback):
         if mean_return > self.best_mean_reward:
             self.best_mean_reward = mean_return
             self._save_best(mean_return)
-        return True
+        return self._on_event() if self.callback is not None else True
 
     def _save_best(self, mean_return: float) -> None:
         """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was); then

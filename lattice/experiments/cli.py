@@ -1,6 +1,6 @@
-"""The commands of the experiment layer: ``lattice-train``, ``lattice-sweep``, ``lattice-plot``, ``lattice-render`` and
-``lattice-enjoy`` (the package's console scripts; ``experiments/{run,sweep,plot,render,enjoy}.py`` in the repository
-call the same functions).
+"""The commands of the experiment layer: ``lattice-train``, ``lattice-sweep``, ``lattice-tune``, ``lattice-plot``,
+``lattice-render`` and ``lattice-enjoy`` (the package's console scripts; ``experiments/{run,sweep,tune,plot,render,
+enjoy}.py`` in the repository call the same functions).
 
 Each parses its arguments, applies the process settings (``lattice.experiments.process``) and makes one call into
 the library. Bad input exits with code 2 and one line on stderr.
@@ -195,10 +195,7 @@ def sweep_main(argv: list[str] | None = None) -> int:
         return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
     if args.progress_every <= 0:
         return _fail(f"--progress-every must be positive (seconds), got {args.progress_every}")
-    path = args.config
-    packaged = CONFIG_DIR / "sweeps" / f"{path}.yaml"
-    if not path.exists() and path.suffix == "" and packaged.is_file():
-        path = packaged
+    path = _packaged(args.config, "sweeps")
     configure_process()
     try:
         from lattice.experiments.sweep import run_sweep
@@ -209,6 +206,58 @@ def sweep_main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(str(e))
     return 1 if any(r["status"] == "failed" for r in results.values()) else 0
+
+
+TUNE_HELP = """Tune each exploration noise equally: an Optuna study per noise (the same search space and number
+of trials for each; median pruning on the evaluations), on the sweeps' Dask engine; the same command again continues.
+
+Examples:
+    lattice-tune --config elbow_ppo                                      # a packaged tuning file (configs/tune/)
+    lattice-tune --config my_tuning.yaml --max-concurrent 4
+    lattice-tune --config my_tuning.yaml --scheduler tcp://10.0.0.5:8786 --storage postgresql://db/optuna
+
+Then: lattice-sweep --config LOG_DIR/<name>/seeds.yaml   (the tuned configs over new seeds)
+      lattice-plot LOG_DIR/<name>_seeds                    (curves and final values with 95% intervals)
+Writes into LOG_DIR/<name>/: study.db, trials.csv, best.md, best/<algo>_<noise>_<env>.yml (for --config),
+seeds.yaml, history.png, importance.png; each trial is a run folder in trials/<noise>/<number>/.
+Exit code: 0 when done, 1 when some trials failed, 2 on a bad tuning file.
+"""
+
+
+def tune_main(argv: list[str] | None = None) -> int:
+    """``lattice-tune``: run or continue a hyperparameter search per noise."""
+    p = argparse.ArgumentParser(
+        prog="lattice-tune", description=TUNE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, help="tuning file, or the name of a packaged one (configs/tune/)"
+    )
+    p.add_argument("--log-dir", type=Path, default=Path("logs/tune"), help="studies go to LOG_DIR/<name>/")
+    p.add_argument("--max-concurrent", type=int, help="trials at once on the embedded cluster (default: the cores)")
+    p.add_argument("--storage", help="RDB URL of the studies (default: SQLite in the study folder)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
+    args = p.parse_args(argv)
+    if args.max_concurrent is not None and args.max_concurrent <= 0:
+        return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
+    path = _packaged(args.config, "tune")
+    configure_process()
+    try:
+        from lattice.experiments.tune import run_tuning
+    except ImportError as e:
+        return _fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
+    try:
+        table = run_tuning(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage)
+    except ConfigError as e:
+        return _fail(str(e))
+    return 1 if (table["state"] == "fail").any() else 0
+
+
+def _packaged(path: Path, kind: str) -> Path:
+    """``path``, or the packaged file of that name in ``configs/<kind>/`` when ``path`` is a bare name."""
+    packaged = CONFIG_DIR / kind / f"{path}.yaml"
+    return packaged if not path.exists() and path.suffix == "" and packaged.is_file() else path
 
 
 PLOT_HELP = """Reports over run folders (single runs or whole sweeps): curves across seeds, final values with 95%

@@ -9,6 +9,8 @@ A sweep file (``configs/sweeps/*.yaml``)::
       env: [elbow]
       seed: [0, 1]
       policy_kwargs.alpha: [0.5, 1.0]   # any setting may be a grid axis (as in --hyperparams)
+      # or, instead of algo, noise and env: config files (paths relative to the sweep file), e.g. tuned ones
+      # config: [best/ppo_lattice_myoElbowPose1D6MRandom-v0.yml, best/ppo_pink_myoElbowPose1D6MRandom-v0.yml]
     settings: {timesteps: 100000, n_envs: 4}   # for every trial: config keys or algorithm keywords (dotted)
     retries: 1                          # Dask retries of a failed trial
     resources: {cpus: 4, gpus: 1}       # what one trial occupies (default: 1 CPU, no GPU)
@@ -52,14 +54,22 @@ def _as_text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
-def expand(sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Trial name → resolved config, for every combination of the grid (all validated before anything runs)."""
+def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str, Any]]:
+    """Trial name → resolved config, for every combination of the grid (all validated before anything runs).
+
+    :param base: The folder that the grid's ``config`` paths are relative to (the sweep file's).
+    """
     unknown = set(sweep) - set(SWEEP_KEYS)
     if unknown:
         raise ConfigError(f"Unknown sweep key(s) {sorted(unknown)}; valid: {', '.join(SWEEP_KEYS)}")
     trial_resources(sweep)
     grid = dict(sweep.get("grid") or {})
-    for name in GRID_NAMES:
+    # A grid names algo × noise × env, or config files (a run's config.yml, a tuned config) that hold them.
+    required = ("config", "seed") if "config" in grid else GRID_NAMES
+    both = [name for name in ("algo", "noise", "env") if "config" in grid and name in grid]
+    if both:
+        raise ConfigError(f"The sweep's grid has config files and {', '.join(both)}: the config files set those")
+    for name in required:
         values = grid.get(name)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"The sweep's grid needs a non-empty list for {name!r}, got {values!r}")
@@ -68,17 +78,24 @@ def expand(sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     trials: dict[str, dict[str, Any]] = {}
     for values in itertools.product(*(grid[a] for a in axes)):
         point = dict(zip(axes, values, strict=True))
-        extra = {k: v for k, v in point.items() if k not in GRID_NAMES}
-        name = f"{point['algo']}_{point['noise']}_{point['env']}_seed{point['seed']}"
+        extra = {k: v for k, v in point.items() if k not in (*GRID_NAMES, "config")}
+        hyperparams = settings + [f"{k}={_as_text(v)}" for k, v in extra.items()]
+        if "config" in point:
+            name = f"{Path(str(point['config'])).stem}_seed{point['seed']}"
+            config = resolve_config(
+                config=base / str(point["config"]), overrides={"seed": point["seed"]}, hyperparams=hyperparams
+            )
+        else:
+            name = f"{point['algo']}_{point['noise']}_{point['env']}_seed{point['seed']}"
+            config = resolve_config(
+                str(point["algo"]),
+                str(point["noise"]),
+                str(point["env"]),
+                overrides={"seed": point["seed"]},
+                hyperparams=hyperparams,
+            )
         name += "".join(f"_{k}={_as_text(v)}" for k, v in extra.items())
-        name = re.sub(r"[^A-Za-z0-9._=+-]", "", name)
-        trials[name] = resolve_config(
-            str(point["algo"]),
-            str(point["noise"]),
-            str(point["env"]),
-            overrides={"seed": point["seed"]},
-            hyperparams=settings + [f"{k}={_as_text(v)}" for k, v in extra.items()],
-        )
+        trials[re.sub(r"[^A-Za-z0-9._=+-]", "", name)] = config
     return trials
 
 
@@ -97,12 +114,13 @@ def trial_resources(sweep: dict[str, Any]) -> dict[str, int]:
     return {key: value for key, value in resources.items() if value}
 
 
-def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, Any]:
+def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwargs: Any) -> dict[str, Any]:
     """Run one trial to its end (in a Dask worker): skip it if finished, resume it if started, else start it.
 
     :param config: The trial's resolved config.
     :param run_dir: Its run folder.
     :param log_file: Where its printed lines go (appended), e.g. ``<sweep>/output/<trial>.log``.
+    :param train_kwargs: More keywords of ``lattice.experiments.training.train`` (e.g. ``after_eval``).
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
     from lattice.experiments.process import configure_process
@@ -128,9 +146,9 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str) -> dict[str, 
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as log, contextlib.redirect_stdout(log):
         if resume:
-            summary = resume_run(path, progress_bar=False)
+            summary = resume_run(path, progress_bar=False, **train_kwargs)
         else:
-            _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False)
+            _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False, **train_kwargs)
     (path / rundir.WORKER).write_text(worker + "\n")
     return {**summary, "worker": worker}
 
@@ -241,7 +259,7 @@ def run_sweep(
     :return: Trial name → its result (summary, worker) or ``{"status": "failed", "error": ...}``.
     """
     sweep = load_yaml(path)
-    trials = expand(sweep)
+    trials = expand(sweep, path.parent)
     resources = trial_resources(sweep)
     name = str(sweep.get("name") or path.stem)
     if slurm and not sweep.get("slurm"):
@@ -276,31 +294,10 @@ def _run_trials(
     progress_every: float,
 ) -> dict[str, dict[str, Any]]:
     """Start or connect to the cluster, hand it the trials as workers free up, print progress, write the results."""
-    import dask
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
     name = sweep_dir.name
-    # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
-    dask.config.set({"distributed.worker.daemon": False})
-    client: Any
-    if scheduler is not None:
-        client = Client(scheduler)
-        # Workers declare no resources unless started with --resources: ask for them only when the sweep does.
-        submit_resources = resources if "resources" in sweep else None
-        if submit_resources:
-            try:
-                _check_workers(client, submit_resources)
-            except ConfigError:
-                client.close()
-                raise
-    elif slurm:
-        cluster = slurm_cluster(sweep["slurm"], resources)
-        cluster.scale(jobs=int(sweep["slurm"].get("jobs", 1)))
-        client = Client(cluster)
-        submit_resources = resources
-    else:
-        client = _local_cluster(max_concurrent, resources, len(trials))
-        submit_resources = resources
+    client, submit_resources = connect(sweep, resources, max_concurrent, scheduler, slurm, len(trials))
     results: dict[str, dict[str, Any]] = {}
     try:
         (sweep_dir / "sweep.yml").write_text(yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False))
@@ -314,10 +311,10 @@ def _run_trials(
         futures: dict[Any, str] = {}
         pending = as_completed()
         last_status = last_slots = time.monotonic()
-        slots = _slots(client, submit_resources)
+        slots = worker_slots(client, submit_resources)
         while waiting or not pending.is_empty():
             if waiting and time.monotonic() - last_slots >= 5.0:  # workers may join or leave (SLURM jobs)
-                slots, last_slots = _slots(client, submit_resources), time.monotonic()
+                slots, last_slots = worker_slots(client, submit_resources), time.monotonic()
             free = slots - pending.count() if waiting else 0
             for trial in [waiting.pop(0) for _ in range(min(max(0, free), len(waiting)))]:
                 future = client.submit(
@@ -355,7 +352,43 @@ def _run_trials(
     return results
 
 
-def _slots(client: Any, resources: dict[str, int] | None) -> int:
+def connect(
+    sweep: dict[str, Any],
+    resources: dict[str, int],
+    max_concurrent: int | None,
+    scheduler: str | None,
+    slurm: bool,
+    n_trials: int,
+) -> tuple[Any, dict[str, int] | None]:
+    """A Dask client: of an existing scheduler, of SLURM jobs, or of an embedded cluster; and the resources to ask
+    for per trial (None: the workers of an existing scheduler declare none, and the sweep asks for none).
+
+    :param sweep: The sweep (or tuning) file's contents: its ``resources:`` and ``slurm:`` blocks.
+    """
+    import dask
+    from distributed import Client
+
+    # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
+    dask.config.set({"distributed.worker.daemon": False})
+    if scheduler is not None:
+        client = Client(scheduler)
+        # Workers declare no resources unless started with --resources: ask for them only when the sweep does.
+        submit_resources = resources if "resources" in sweep else None
+        if submit_resources:
+            try:
+                _check_workers(client, submit_resources)
+            except ConfigError:
+                client.close()
+                raise
+        return client, submit_resources
+    if slurm:
+        cluster = slurm_cluster(sweep["slurm"], resources)
+        cluster.scale(jobs=int(sweep["slurm"].get("jobs", 1)))
+        return Client(cluster), resources
+    return _local_cluster(max_concurrent, resources, n_trials), resources
+
+
+def worker_slots(client: Any, resources: dict[str, int] | None) -> int:
     """Trials the cluster's workers can run at once (at least 1, so that a sweep waits for workers to join)."""
     slots = 0
     for worker in client.scheduler_info()["workers"].values():

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from lattice.callbacks import EpisodicNoiseCallback
 from lattice.envs import ENERGY_KEYS
 from lattice.experiments import rundir
 from lattice.experiments.callbacks import (
@@ -217,6 +218,7 @@ def train(
     video: bool = False,
     resuming: bool = False,
     resume_from: tuple[int, dict[str, Path]] | None = None,
+    after_eval: BaseCallback | None = None,
 ) -> dict[str, Any]:
     """Train as ``config`` says into ``run_dir`` (created by the caller), or continue from a checkpoint.
 
@@ -229,9 +231,11 @@ def train(
     :param resuming: Continue a run in ``run_dir``: append to its logs.
     :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.usable_checkpoint``); None
         with ``resuming``: start over (no checkpoint had been saved), still appending to the logs.
+    :param after_eval: A callback run after each evaluation (SB3's ``callback_after_eval``; e.g. a tuner's report);
+        an exception it raises stops the run as any error does.
     :return: The summary (also written to ``summary.yml``).
     """
-    session = _build(RunDir(run_dir), config, resuming, resume_from, wandb_project, wandb_entity)
+    session = _build(RunDir(run_dir), config, resuming, resume_from, wandb_project, wandb_entity, after_eval)
     try:
         elapsed = _learn(session, progress_bar)
         return _finish(session, elapsed, video)
@@ -258,6 +262,7 @@ def _build(
     resume_from: tuple[int, dict[str, Path]] | None,
     wandb_project: str | None,
     wandb_entity: str | None,
+    after_eval: BaseCallback | None = None,
 ) -> _Session:
     """Envs, the model (new, or loaded from the checkpoint), the evaluation and checkpoint callbacks, the logger."""
     start_steps = 0 if resume_from is None else resume_from[0]
@@ -266,7 +271,7 @@ def _build(
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
     venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run.path, info_keywords, resuming)
     try:
-        return _build_on(run, config, venv, info_keywords, resuming, resume_from, wandb_run)
+        return _build_on(run, config, venv, info_keywords, resuming, resume_from, wandb_run, after_eval)
     except BaseException:
         _stop_env_workers(venv)
         raise
@@ -280,6 +285,7 @@ def _build_on(
     resuming: bool,
     resume_from: tuple[int, dict[str, Path]] | None,
     wandb_run: Any,
+    after_eval: BaseCallback | None = None,
 ) -> _Session:
     """``_build``'s part after the training envs exist: evaluation, the model, checkpoints, the logger."""
     start_steps = 0 if resume_from is None else resume_from[0]
@@ -289,6 +295,7 @@ def _build_on(
         eval_freq=config["eval_freq"],
         n_eval_episodes=config["eval_episodes"],
         env_id=config["env"],
+        callback_after_eval=after_eval,
     )
     if resume_from is None:
         model = build_model(config, normalized(venv, config, training=True))
@@ -326,7 +333,15 @@ def _learn(session: _Session, progress_bar: bool) -> float:
     state of the uninterrupted run), write ``error.txt`` and raise ``RunStopped``; any other error is recorded in
     ``error.txt`` and raised on."""
     model, config = session.model, session.config
-    callbacks = CallbackList([EpisodeEnergyCallback(), UpdateSizeCallback(), session.evaluation, session.checkpoints])
+    callbacks = CallbackList(
+        [
+            EpisodicNoiseCallback(),  # a new colored-noise sequence per episode (no-op for the other noises)
+            EpisodeEnergyCallback(),
+            UpdateSizeCallback(),
+            session.evaluation,
+            session.checkpoints,
+        ]
+    )
     start = time.time()
     try:
         model.learn(
