@@ -7,8 +7,10 @@ samples are drawn changes. An action taken in the env at step t of an episode is
 
 where each action dimension of e is a stationary Gaussian sequence with power spectrum S(f) ∝ 1/f^β (β = 0:
 white, β = 1: pink, β = 2: red / Brownian) and unit variance at every step. So each step's marginal is exactly
-N(μ, σ²): ``log_prob`` is the diagonal Gaussian's, and PPO's ratio π_new(a|s)/π_old(a|s) stays exact; consecutive
-steps are correlated, the more the larger β. Reparameterised samples for a loss (SAC's actor and target updates,
+N(μ, σ²): ``log_prob`` is the policy's per-step Gaussian density, and consecutive steps are correlated, the more
+the larger β. As with any time-correlated noise (gSDE, Lattice with T > 1), ε_t depends on the earlier noise that
+shaped s_t, so a_t given s_t is not a fresh draw from π(·|s_t): PPO's ratio of Gaussian densities then treats the
+samples as on-policy, an approximation. Reparameterised samples for a loss (SAC's actor and target updates,
 taken with the policy in training mode) are SB3's white ones, one per sample of the batch.
 
 Why not the maintained packages: ``colorednoise.powerlaw_psd_gaussian`` normalises by a variance that leaves out
@@ -45,7 +47,7 @@ def colored_noise(
     :param exponent: β, the power-law exponent of the spectrum.
     :param horizon: T, the length of each sequence (≥ 2).
     :param size: The leading shape; the result has shape ``(*size, horizon)``, time last.
-    :param device: Where to draw (torch's global generator for that device, as SB3's samples).
+    :param device: Where the result goes (it is drawn on the CPU, with torch's global generator).
     :param dtype: The floating-point type of the result.
     """
     n_freq = horizon // 2 + 1
@@ -60,14 +62,21 @@ def colored_noise(
     # The real terms' √2 keeps their power equal to the complex terms'.
     scale_re = amplitude * th.where(real, math.sqrt(2.0), 1.0)
     scale_im = th.where(real, 0.0, amplitude)
-    draws = th.randn((*size, 2, n_freq), device=device, dtype=th.float64)
-    spectrum = th.complex(draws[..., 0, :] * scale_re.to(device), draws[..., 1, :] * scale_im.to(device))
-    return (th.fft.irfft(spectrum, n=horizon) / std.to(device)).to(dtype)
+    # Drawn and transformed on the CPU in float64 (MPS has no float64), with torch's CPU generator (seeded by SB3).
+    draws = th.randn((*size, 2, n_freq), dtype=th.float64)
+    spectrum = th.complex(draws[..., 0, :] * scale_re, draws[..., 1, :] * scale_im)
+    return (th.fft.irfft(spectrum, n=horizon) / std).to(device=device, dtype=dtype)
 
 
 class ColoredNoise:
     """The exploration noise of a vectorised env: one sequence per env (and action dimension), consumed a step at a
     time; a new sequence starts when the env's episode ends (``reset``) or the sequence runs out.
+
+    The state is one set of sequences, for the envs of the last call: a stochastic evaluation (``predict`` with
+    ``deterministic=False``) on other envs between rollouts starts the training envs on new sequences mid-episode,
+    and on as many envs it consumes the training envs' sequences. The marginals stay N(0, 1) either way; evaluate
+    deterministically (as SB3's ``EvalCallback`` and the experiment layer do) to leave them alone. Neither is the
+    state saved with a model: a loaded model starts every env on a new sequence.
 
     :param action_dim: n, the number of action dimensions.
     :param exponent: β of the spectrum 1/f^β.
@@ -104,7 +113,8 @@ class ColoredNoise:
         if env_indices is None:
             self.position[:] = self.horizon
         else:
-            self.position[np.asarray(env_indices, dtype=np.int64)] = self.horizon
+            indices = np.asarray(env_indices, dtype=np.int64)
+            self.position[indices[indices < len(self.position)]] = self.horizon  # envs drawn for: the others start anew
 
     def _draw(self, n_envs: int, device: th.device, dtype: th.dtype) -> th.Tensor:
         return colored_noise(self.exponent, self.horizon, (n_envs, self.action_dim), device, dtype).transpose(1, 2)

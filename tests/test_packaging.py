@@ -70,16 +70,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wheel_contents(wheel: Path) -> None:
-    """The wheel carries the configs (task and sweep files), py.typed and the console scripts."""
+    """The wheel carries the configs (task, sweep and tuning files), py.typed and the console scripts."""
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("lattice/experiments/configs/ant.yaml", "lattice/experiments/configs/sweeps/tiny.yaml"):
-        assert name in names
+    for name in ("ant.yaml", "sweeps/tiny.yaml", "tune/elbow_ppo.yaml"):
+        assert f"lattice/experiments/configs/{name}" in names
     assert "lattice/experiments/configs/shared/paper_sac.yaml" in names and "lattice/py.typed" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for command in ("lattice-train", "lattice-sweep", "lattice-plot", "lattice-render", "lattice-enjoy"):
+    for command in (
+        "lattice-train",
+        "lattice-sweep",
+        "lattice-tune",
+        "lattice-plot",
+        "lattice-render",
+        "lattice-enjoy",
+    ):
         assert f"{command} = lattice.experiments.cli:" in text
 
 
@@ -89,7 +96,7 @@ def test_core_then_experiments_install(wheel: Path, tmp_path: Path) -> None:
     assert not EXPERIMENT_DISTRIBUTIONS & installed(python), "the core install pulled experiment packages"
     outside = tmp_path / "elsewhere"  # not the repository: `import lattice` must find the installed package
     outside.mkdir()
-    strict = "import lattice, sys; assert not {'myosuite', 'matplotlib', 'dask', 'wandb', 'pandas'} & set(sys.modules)"
+    strict = "import lattice, sys; assert not {'myosuite', 'matplotlib', 'dask', 'optuna', 'pandas'} & set(sys.modules)"
     sh([python, "-c", strict], cwd=outside)
     shutil.copy(ROOT / "tests" / "packaging" / "core_smoke.py", outside)
     smoke = json.loads(sh([python, "core_smoke.py"], cwd=outside).strip().splitlines()[-1])

@@ -306,3 +306,7 @@ def test_a_grid_of_config_files_sweeps_them_over_seeds(tmp_path):
         expand({**spec, "grid": {**spec["grid"], "noise": ["lattice"]}}, tmp_path)
     with pytest.raises(ConfigError, match="Cannot read config"):
         expand({**spec, "grid": {**spec["grid"], "config": ["best/missing.yml"]}}, tmp_path)
+    (tmp_path / "other").mkdir()
+    dump_config(tuned, tmp_path / "other" / "pink.yml")
+    with pytest.raises(ConfigError, match="make the trial 'pink_seed1': give the config files other names"):
+        expand({**spec, "grid": {**spec["grid"], "config": ["best/pink.yml", "other/pink.yml"]}}, tmp_path)

@@ -27,7 +27,7 @@ TINY = {
     "algo": "ppo",
     "env": "elbow",
     "noises": ["isotropic", "pink"],
-    "trials": 4,
+    "trials": 3,
     "seed": 0,
     "settings": {
         "timesteps": 320,
@@ -63,8 +63,8 @@ def studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
 
 
 def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_best_configs(tmp_path):
-    """One trial at a time (the pruner then sees the same trials in every run): kill the tuning and its workers
-    while a trial trains, after some finished; the same command completes each study to its 4 trials."""
+    """One trial at a time: kill the tuning and its workers while a trial trains, after some finished; the same
+    command completes each study to its 3 trials."""
     command = tune_command(tmp_path, TINY, "--max-concurrent", "1")
     folder = tmp_path / "tune" / "tiny_tune"
     proc = subprocess.Popen(
@@ -96,14 +96,17 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     after = studies(folder)
-    assert sorted(after) == ["ppo_isotropic_myoElbowPose1D6MRandom-v0", "ppo_pink_myoElbowPose1D6MRandom-v0"]
+    assert sorted(after) == [
+        "tiny_tune/ppo_isotropic_myoElbowPose1D6MRandom-v0",
+        "tiny_tune/ppo_pink_myoElbowPose1D6MRandom-v0",
+    ]
     for name, trials in after.items():
-        assert len(trials) == 4, (name, [t.state for t in trials])  # the budget, not one trial more
+        assert len(trials) == 3, (name, [t.state for t in trials])  # the budget, not one trial more
         assert all(t.state.is_finished() for t in trials)
     for (name, number), (state, value) in done_before.items():  # finished trials were not run again
         assert (after[name][number].state, after[name][number].value) == (state, value)
     for name, number in interrupted:  # the interrupted trial continued from its run folder's checkpoint
-        noise = name.split("_")[1]
+        noise = name.split("/")[1].split("_")[1]
         run = folder / "trials" / noise / f"{number:03d}"
         assert len((run / "command.txt").read_text().splitlines()) == 2, "started, then resumed"
     states = {t.state.name for ts in after.values() for t in ts}
@@ -114,7 +117,7 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
         assert len(set(points)) == len(points), (name, points)
 
     table = pd.read_csv(folder / "trials.csv")
-    assert len(table) == 8 and set(table["state"]) == {s.lower() for s in states}
+    assert len(table) == 6 and set(table["state"]) == {s.lower() for s in states}
     assert "policy_kwargs.noise_exponent" in table.columns
     assert table.loc[table["noise"] == "isotropic", "policy_kwargs.noise_exponent"].isna().all()
     for noise in ("isotropic", "pink"):
@@ -134,7 +137,7 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
         assert (folder / name).stat().st_size > 0, name
 
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ENV)
-    assert again.returncode == 0 and "all 4 trials per noise are done" in again.stdout
+    assert again.returncode == 0 and "all 3 trials per noise are done" in again.stdout
 
 
 def test_trials_below_the_median_are_pruned_after_the_warm_up(tmp_path):
@@ -145,7 +148,7 @@ def test_trials_below_the_median_are_pruned_after_the_warm_up(tmp_path):
     spec["pruner"] = {"startup_trials": 1, "warmup_evaluations": 1}
     folder = tmp_path / "tune" / "pruning"
     folder.mkdir(parents=True)
-    name = "ppo_isotropic_myoElbowPose1D6MRandom-v0"
+    name = "pruning/ppo_isotropic_myoElbowPose1D6MRandom-v0"
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}", direction="maximize")
     space = {"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
     excellent = {step: 1e6 for step in range(64, 321, 64)}
@@ -181,6 +184,12 @@ BAD_FILES = [
     ),
     ({"search": {"noise_period": {"choices": []}}}, "search.noise_period.choices must be a non-empty list"),
     ({"trials": 0}, "trials must be an integer >= 1, got 0"),
+    (
+        {"search": {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": True, "step": 1e-5}}},
+        "search.learning_rate: give step or log, not both",
+    ),
+    ({"search": {"n_steps": {"low": 64, "high": 256, "step": -64}}}, "search.n_steps.step must be a positive number"),
+    ({"objective": {"startup_trials": 3}}, "Unknown objective setting 'startup_trials'; valid: last"),
     ({"pruner": {"patience": 3}}, "Unknown pruner setting 'patience'"),
     ({"sampler": "tpe"}, "Unknown tuning key(s) ['sampler']"),
 ]
@@ -213,3 +222,14 @@ def test_the_packaged_tuning_file_gives_every_noise_the_shared_space_and_its_own
     assert spaces["gsde"] == shared | {"noise_period"}
     assert spaces["lattice"] == shared | {"noise_period", "policy_kwargs.alpha", "policy_kwargs.std_clip"}
     assert spaces["pink"] == shared | {"policy_kwargs.noise_exponent"}
+
+
+def test_integer_ranges_sample_integers(tmp_path):
+    path = tmp_path / "steps.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "search": {"n_steps": {"low": 64, "high": 256, "step": 64}}}))
+    space = distributions(load_tuning(path)["search"], "pink")["n_steps"]
+    assert isinstance(space, optuna.distributions.IntDistribution) and (space.low, space.high, space.step) == (
+        64,
+        256,
+        64,
+    )

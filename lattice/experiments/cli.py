@@ -244,6 +244,9 @@ def tune_main(argv: list[str] | None = None) -> int:
     path = _packaged(args.config, "tune")
     configure_process()
     try:
+        import distributed  # noqa: F401  (tune.py imports them where they are used)
+        import optuna  # noqa: F401
+
         from lattice.experiments.tune import run_tuning
     except ImportError as e:
         return _fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")

@@ -94,8 +94,12 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
                 overrides={"seed": point["seed"]},
                 hyperparams=hyperparams,
             )
-        name += "".join(f"_{k}={_as_text(v)}" for k, v in extra.items())
-        trials[re.sub(r"[^A-Za-z0-9._=+-]", "", name)] = config
+        name = re.sub(r"[^A-Za-z0-9._=+-]", "", name + "".join(f"_{k}={_as_text(v)}" for k, v in extra.items()))
+        if name in trials:  # e.g. two runs' config.yml: their trials would share one folder
+            raise ConfigError(
+                f"Two points of the sweep's grid make the trial {name!r}: give the config files other names"
+            )
+        trials[name] = config
     return trials
 
 

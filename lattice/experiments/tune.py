@@ -22,10 +22,11 @@ A tuning file (``configs/tune/*.yaml``)::
     resources: {cpus: 1}              # as in sweeps, and so are retries: and slurm:
 
 Every trial is a training run (``lattice.experiments.training``) in ``<study>/trials/<noise>/<number>/``; after each
-evaluation it reports the mean return to its study, and the median pruner stops it (``error.txt`` says so) when it
-is below the median of the trials before it at that step. The objective is the mean return of the last
-``objective.last`` evaluations. A killed tuning resumes with the same command: finished trials stay, trials that
-were running continue from their run folders' checkpoints, and the studies go on to their number of trials.
+evaluation it reports the mean return to its study, and the median pruner stops it (``error.txt`` says so) when its
+best report so far is below the median of the complete trials' reports at that step. The objective is the mean
+return of the last ``objective.last`` evaluations. A killed tuning resumes with the same command: finished trials
+stay, trials that were running continue from their run folders' checkpoints, and the studies go on to their number
+of trials.
 
 Written into the study folder: ``study.db`` (the studies), ``trials.csv``, ``best.md``,
 ``best/<algo>_<noise>_<env>.yml`` (the best settings per noise, as a config ``lattice-train --config`` takes),
@@ -36,6 +37,7 @@ Written into the study folder: ``study.db`` (the studies), ``trials.csv``, ``bes
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ def load_tuning(path: Path) -> dict[str, Any]:
     """The tuning file, checked: its keys, its noises, its search space, and every trial's config at both ends of
     every range and at every choice (so that a bad key or value fails before anything runs)."""
     tuning = load_yaml(path)
+    tuning["name"] = str(tuning.get("name") or path.stem)
     unknown = set(tuning) - set(TUNE_KEYS)
     if unknown:
         raise ConfigError(f"Unknown tuning key(s) {sorted(unknown)} in {path}; valid: {', '.join(TUNE_KEYS)}")
@@ -87,18 +90,27 @@ def load_tuning(path: Path) -> dict[str, Any]:
         value = tuning.setdefault(key, 20 if key == "trials" else 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    objective = {"last": 3, **(tuning.get("objective") or {})}
-    pruner = {"startup_trials": 5, "warmup_evaluations": 2, **(tuning.get("pruner") or {})}
-    for name, block in (("objective", objective), ("pruner", pruner)):
-        for key, value in block.items():
-            if key not in ("last", "startup_trials", "warmup_evaluations"):
-                raise ConfigError(f"Unknown {name} setting {key!r}; valid: {', '.join(block)}")
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "last" else 0):
-                raise ConfigError(f"{name}.{key} must be a non-negative integer (last: >= 1), got {value!r}")
-    tuning.update(objective=objective, pruner=pruner)
+    defaults = {"objective": {"last": 3}, "pruner": {"startup_trials": 5, "warmup_evaluations": 2}}
+    for name, block_defaults in defaults.items():
+        given = tuning.get(name) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{name} must be a mapping ({', '.join(block_defaults)}), got {given!r}")
+        for key, value in given.items():
+            if key not in block_defaults:
+                raise ConfigError(f"Unknown {name} setting {key!r}; valid: {', '.join(block_defaults)}")
+            minimum = 1 if key == "last" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"{name}.{key} must be an integer >= {minimum}, got {value!r}")
+        tuning[name] = {**block_defaults, **given}
     trial_resources(tuning)
+    if not isinstance(tuning["search"], dict):
+        raise ConfigError(f"search must be a mapping of setting -> range or choices, got {tuning['search']!r}")
     tuning["search"] = {key: _check_space(key, entry, noises) for key, entry in tuning["search"].items()}
     for noise in noises:
+        try:
+            distributions(tuning["search"], noise)
+        except ValueError as e:  # Optuna's own checks of a range (e.g. log with step)
+            raise ConfigError(f"search: {e}") from None
         for point in _corners(tuning["search"], noise):
             trial_config(tuning, noise, point)  # raises ConfigError naming the bad setting
     return tuning
@@ -125,10 +137,16 @@ def _check_space(key: str, entry: Any, noises: list[str]) -> dict[str, Any]:
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
     if not numbers or not low < high:  # type: ignore[operator]
         raise ConfigError(f"{where} needs numbers low < high, got low={low!r}, high={high!r}")
-    log = bool(entry.get("log", False))
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}.log must be true or false, got {log!r}")
     if log and low <= 0:  # type: ignore[operator]
         raise ConfigError(f"{where}: a log range needs low > 0, got {low!r}")
     step = entry.get("step")
+    if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or not 0 < step < math.inf):
+        raise ConfigError(f"{where}.step must be a positive number, got {step!r}")
+    if step is not None and log:
+        raise ConfigError(f"{where}: give step or log, not both (Optuna samples a log range continuously)")
     return {"low": low, "high": high, "log": log, "step": step, "noises": only}
 
 
@@ -156,8 +174,10 @@ def distributions(search: dict[str, dict[str, Any]], noise: str) -> dict[str, An
             continue
         if "choices" in entry:
             out[key] = optuna.distributions.CategoricalDistribution([_as_text(c) for c in entry["choices"]])
-        elif all(isinstance(entry[k], int) for k in ("low", "high")) and entry["step"] in (None, 1):
-            out[key] = optuna.distributions.IntDistribution(entry["low"], entry["high"], log=entry["log"])
+        elif all(isinstance(entry[k], int) for k in ("low", "high", "step") if entry[k] is not None):
+            out[key] = optuna.distributions.IntDistribution(
+                entry["low"], entry["high"], log=entry["log"], step=entry["step"] or 1
+            )
         else:
             out[key] = optuna.distributions.FloatDistribution(
                 float(entry["low"]), float(entry["high"]), log=entry["log"], step=entry["step"]
@@ -174,8 +194,14 @@ def trial_config(tuning: dict[str, Any], noise: str, params: dict[str, Any]) -> 
     )
 
 
-def study_name(config: dict[str, Any]) -> str:
+def config_name(config: dict[str, Any]) -> str:
+    """``<algo>_<noise>_<env>``: a trial config's name (its best config file's)."""
     return f"{config['algo']}_{config['noise']}_{config['env']}"
+
+
+def study_name(tuning: dict[str, Any], config: dict[str, Any]) -> str:
+    """The study of a noise: named by the tuning too, so that tunings can share one database."""
+    return f"{tuning['name']}/{config_name(config)}"
 
 
 class ReportToOptuna(BaseCallback):
@@ -257,7 +283,7 @@ def run_tuning(
     :return: The trials' table.
     """
     tuning = load_tuning(path)
-    name = str(tuning.get("name") or path.stem)
+    name = tuning["name"]
     if slurm and not tuning.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
     folder = log_dir / name
@@ -266,8 +292,16 @@ def run_tuning(
     except OSError as e:
         raise ConfigError(f"Cannot create the study folder {folder}: {e.strerror or e}") from None
     url = storage or tuning.get("storage") or f"sqlite:///{(folder / 'study.db').resolve()}"
+    if url.startswith("sqlite") and (scheduler or slurm):
+        print(
+            "warning: the studies are in SQLite, which workers on other machines share unreliably (network file "
+            "systems): pass --storage with a database server's URL",
+            file=sys.stderr,
+            flush=True,
+        )
     with rundir.writer_lock(folder):  # one process drives a study folder; a second copy exits 2 naming it
-        (folder / "tuning.yml").write_text(yaml.safe_dump({**tuning, "storage": url}, sort_keys=False))
+        recorded = url if url.startswith("sqlite") else "an RDB URL (not recorded: it may hold a password)"
+        (folder / "tuning.yml").write_text(yaml.safe_dump({**tuning, "storage": recorded}, sort_keys=False))
         _drive(tuning, folder, url, max_concurrent, scheduler, slurm)
         return write_outputs(tuning, folder, url)
 
@@ -291,7 +325,7 @@ def _studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
     for noise in tuning["noises"]:
         config = trial_config(tuning, noise, {})
         studies[noise] = optuna.create_study(
-            study_name=study_name(config),
+            study_name=study_name(tuning, config),
             storage=_storage(url),
             sampler=optuna.samplers.TPESampler(seed=tuning["seed"]),  # reseeded per trial by _ask
             pruner=median_pruner(tuning["pruner"], config["eval_freq"]),
@@ -316,7 +350,7 @@ def _drive(
     budget = tuning["trials"]
     # Trials left running by a killed tuning (this process holds the folder's lock: nobody runs them) continue.
     waiting = [(noise, t) for noise, study in studies.items() for t in study.trials if t.state.name == "RUNNING"]
-    remaining = sum(budget - len(study.trials) for study in studies.values()) + len(waiting)
+    remaining = sum(max(0, budget - len(study.trials)) for study in studies.values()) + len(waiting)
     if remaining == 0:
         print(f"tuning {folder.name}: all {budget} trials per noise are done", flush=True)
         return
@@ -348,7 +382,7 @@ def _drive(
                     studies[noise].study_name,
                     trial._trial_id,
                     tuning,
-                    key=f"{noise}_{number}",
+                    key=f"{folder.name}/{noise}_{number}",  # unique on a shared scheduler
                     retries=int(tuning.get("retries", 1)),
                     pure=False,
                     resources=submit_resources,
@@ -397,9 +431,10 @@ def _tell(study: Any, trial: Any, future: Any) -> None:
         study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
         print(f"pruned: {label} | {result['error']}", flush=True)
     else:
-        study.tell(trial.number, result["value"])
-        best = study.best_value
-        print(f"complete: {label} | objective {result['value']:.2f} (best so far {best:.2f})", flush=True)
+        study.tell(trial.number, result["value"])  # a NaN objective makes it a failed trial (Optuna's rule)
+        complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+        best = f"best so far {max(complete):.2f}" if complete else "no complete trial yet"
+        print(f"complete: {label} | objective {result['value']:.2f} ({best})", flush=True)
 
 
 def trials_table(studies: dict[str, Any], folder: Path) -> pd.DataFrame:
@@ -439,7 +474,7 @@ def write_outputs(tuning: dict[str, Any], folder: Path, url: str) -> pd.DataFram
             continue
         best = study.best_trial
         config = trial_config(tuning, noise, best.params)
-        path = folder / "best" / f"{study_name(config)}.yml"
+        path = folder / "best" / f"{config_name(config)}.yml"
         dump_config(config, path)
         configs.append(str(path.relative_to(folder)))
         settings = ", ".join(f"{k}={v}" for k, v in best.params.items())
