@@ -219,7 +219,7 @@ class EnergyEvalCallback(EvalCallback):
         if mean_return > self.best_mean_reward:
             self.best_mean_reward = mean_return
             self._save_best(mean_return)
-        return self._on_event() if self.callback is not None else True
+        return self._on_event()  # SB3's callback_after_eval (True without one)
 
     def _save_best(self, mean_return: float) -> None:
         """``best_model.zip``, its ``best_vecnormalize.pkl`` and ``best_model.yml`` (which evaluation it was); then

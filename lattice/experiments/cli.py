@@ -177,19 +177,12 @@ def sweep_main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="sweeps go to LOG_DIR/<name>/")
     p.add_argument(
-        "--max-concurrent",
-        type=int,
-        help="trials at once on the embedded cluster (default: as many as the cores fit, given resources.cpus)",
-    )
-    p.add_argument(
         "--progress-every",
         type=float,
         default=60.0,
         help="seconds between lines on the running trials and their latest evaluation (default: 60)",
     )
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
-    where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
+    _add_cluster_arguments(p)
     args = p.parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent <= 0:
         return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
@@ -208,8 +201,9 @@ def sweep_main(argv: list[str] | None = None) -> int:
     return 1 if any(r["status"] == "failed" for r in results.values()) else 0
 
 
-TUNE_HELP = """Tune each exploration noise equally: an Optuna study per noise (the same search space and number
-of trials for each; median pruning on the evaluations), on the sweeps' Dask engine; the same command again continues.
+TUNE_HELP = """Tune each exploration noise with the same budget: an Optuna study per noise (the same search space and
+number of trials for each; median pruning on the evaluations), on the sweeps' Dask engine; the same command again
+continues.
 
 Examples:
     lattice-tune --config elbow_ppo                                      # a packaged tuning file (configs/tune/)
@@ -233,11 +227,8 @@ def tune_main(argv: list[str] | None = None) -> int:
         "--config", type=Path, required=True, help="tuning file, or the name of a packaged one (configs/tune/)"
     )
     p.add_argument("--log-dir", type=Path, default=Path("logs/tune"), help="studies go to LOG_DIR/<name>/")
-    p.add_argument("--max-concurrent", type=int, help="trials at once on the embedded cluster (default: the cores)")
     p.add_argument("--storage", help="RDB URL of the studies (default: SQLite in the study folder)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
-    where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
+    _add_cluster_arguments(p)
     args = p.parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent <= 0:
         return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
@@ -255,6 +246,18 @@ def tune_main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(str(e))
     return 1 if (table["state"] == "fail").any() else 0
+
+
+def _add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Where trials run, for lattice-sweep and lattice-tune: the embedded cluster's size, or another cluster."""
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="trials at once on the embedded cluster (default: as many as the cores fit, given resources.cpus)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    where.add_argument("--slurm", action="store_true", help="start Dask workers as SLURM jobs (dask-jobqueue)")
 
 
 def _packaged(path: Path, kind: str) -> Path:
