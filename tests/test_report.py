@@ -270,3 +270,70 @@ def test_render_a_run_without_a_model_exits_2(runs, tmp_path):
     result = subprocess.run([sys.executable, RENDER, str(run)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: No best model in {run} (best_model.zip missing); it has no saved model yet"
+
+
+def test_runs_of_one_noise_that_differ_in_a_setting_are_grouped_by_it(runs, tmp_path):
+    """A Lattice run with T = 1 beside the fixture's runs with T = 4 (as a sweep's joint axis makes them): the
+    report names the groups 'lattice T=1' and 'lattice T=4', compares both with isotropic noise, and takes such a
+    label as --baseline."""
+    logs = tmp_path / "logs"
+    shutil.copytree(runs, logs)
+    args = [sys.executable, *tiny_run_args("ppo", "lattice", logs), "--noise-period", "1"]
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(logs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "final.csv").set_index("noise")
+    assert table["seeds"].to_dict() == {"isotropic": 2, "lattice T=1": 1, "lattice T=4": 2}
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert sorted(comparison["noise"]) == ["lattice T=1", "lattice T=4"]
+    assert set(comparison["baseline"]) == {"isotropic"}
+    assert "| myoElbowPose1D6MRandom-v0 | ppo | lattice T=1 | 1 | 128 |" in (out / "final.md").read_text()
+    args = [sys.executable, PLOT, str(logs), "--out", str(out), "--baseline", "lattice T=4"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert sorted(comparison["noise"]) == ["isotropic", "lattice T=1"]
+    assert set(comparison["baseline"]) == {"lattice T=4"}
+
+
+def test_update_sizes_are_each_runs_median_over_its_updates(runs, tmp_path):
+    """approx-KL and clip fraction in the final table: per run the median over its PPO updates (progress.csv), then
+    the mean over seeds."""
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(runs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "final.csv").set_index("noise")
+    for noise in ("isotropic", "lattice"):
+        medians: dict[str, list[float]] = {"approx_kl": [], "clip_fraction": []}
+        for run_dir in (runs / "ppo").iterdir():
+            if f"noise: {noise}\n" in (run_dir / "config.yml").read_text():
+                progress = pd.read_csv(run_dir / "progress.csv")
+                for column in medians:
+                    medians[column].append(progress[f"train/{column}"].dropna().median())
+        for column, values in medians.items():
+            assert len(values) == 2 and np.isfinite(values).all()
+            assert table.loc[noise, column] == pytest.approx(np.mean(values)), (noise, column)
+    assert "approx_kl (mean, 95% CI)" in (out / "final.md").read_text()
+
+
+def test_energy_at_matched_success_pools_every_evaluation_by_its_success_rate(runs, tmp_path):
+    """energy_by_success.csv: per noise and success bin, the mean effort of every evaluation (of every run) whose
+    success rate is in the bin; with 2 episodes per evaluation a success rate is 0, 0.5 or 1."""
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(runs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bins = {0.0: "0", 0.5: "0.35-0.65", 1.0: "0.95-1"}
+    expected: dict[tuple[str, str], list[float]] = {}
+    for run_dir in (runs / "ppo").iterdir():
+        noise = load_yaml(run_dir / "config.yml")["noise"]
+        data = np.load(run_dir / "evaluations.npz")
+        for success, effort in zip(data["successes"].mean(axis=1), data["ep_effort"].mean(axis=1), strict=True):
+            expected.setdefault((noise, bins[float(success)]), []).append(effort)
+    table = pd.read_csv(out / "energy_by_success.csv")
+    assert set(table["energy"]) == {"effort"}
+    got = {(row.noise, row.success_bin): (row.mean, row.evaluations) for row in table.itertuples()}
+    assert got == {key: (pytest.approx(np.mean(values)), len(values)) for key, values in expected.items()}
+    assert "by success rate" in (out / "final.md").read_text()
+    assert (out / "myoElbowPose1D6MRandom-v0_energy_vs_performance.png").stat().st_size > 10_000

@@ -16,7 +16,7 @@ import pytest
 import torch as th
 import yaml
 
-from lattice.experiments.config import ConfigError, dump_config, load_yaml, resolve_config
+from lattice.experiments.config import ConfigError, algo_kwargs, dump_config, load_yaml, resolve_config
 from lattice.experiments.sweep import expand, slurm_cluster, trial_resources
 from tests.test_cli import ROOT
 
@@ -40,6 +40,31 @@ def test_every_shipped_sweep_file_expands(path):
     assert len(trials) == np.prod([len(values) for values in spec["grid"].values()])
     for config in trials.values():
         assert config["timesteps"] == spec["settings"]["timesteps"]
+
+
+def test_a_joint_axis_sets_its_settings_together():
+    """The hand sweep's four settings: a joint axis of mappings, each a noise with (or without) its own T."""
+    setting = [{"noise": "isotropic"}, {"noise": "lattice", "noise_period": 1}, {"noise": "lattice", "noise_period": 4}]
+    grid = {"algo": ["ppo"], "env": ["elbow"], "seed": [0, 1], "setting": setting}
+    trials = expand({**TINY, "grid": grid})
+    assert sorted(trials) == [
+        "ppo_isotropic_elbow_seed0",
+        "ppo_isotropic_elbow_seed1",
+        "ppo_lattice_elbow_seed0_noise_period=1",
+        "ppo_lattice_elbow_seed0_noise_period=4",
+        "ppo_lattice_elbow_seed1_noise_period=1",
+        "ppo_lattice_elbow_seed1_noise_period=4",
+    ]
+    config = trials["ppo_lattice_elbow_seed1_noise_period=1"]
+    assert (config["noise"], config["noise_period"], config["seed"]) == ("lattice", 1, 1)
+    assert algo_kwargs(config)["sde_sample_freq"] == 1
+    assert "sde_sample_freq" not in algo_kwargs(trials["ppo_isotropic_elbow_seed0"])
+    with pytest.raises(ConfigError, match="axis 'setting' mixes settings and plain values"):
+        expand({**TINY, "grid": {**grid, "setting": [{"noise": "lattice"}, "isotropic"]}})
+    with pytest.raises(ConfigError, match="sets noise in more than one axis"):
+        expand({**TINY, "grid": {**grid, "noise": ["gsde"]}})
+    with pytest.raises(ConfigError, match="A point of the sweep's grid has no noise"):
+        expand({**TINY, "grid": {**grid, "setting": [{"noise": "lattice"}, {"noise_period": 4}]}})
 
 
 def test_expand_validates_every_trial_first():

@@ -3,6 +3,9 @@
 Evaluation points come from ``evaluations.npz`` (deterministic policy, separate env); training points from
 ``progress.csv`` (SB3's running means over the last 100 training episodes, at exact step counts). Intervals over
 seeds are 95% percentile bootstraps from ``scipy.stats.bootstrap``.
+
+Runs are grouped by task, algorithm and setting: the noise, plus whatever else differs between the runs of one
+noise (``lattice T=1`` and ``lattice T=4`` when a sweep varied the noise period); seeds are the runs of a group.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ ENERGY_LABELS = {
 }
 
 
-def training_progress(run_dir: Path) -> pd.DataFrame:
-    """Rows of ``progress.csv`` with training statistics, one per step count.
+def training_progress(run_dir: Path, key: str = "rollout/ep_rew_mean") -> pd.DataFrame:
+    """Rows of ``progress.csv`` that have ``key`` (by default the training statistics), one per step count.
 
     After a resume the steps restart at the checkpoint; rows of the discarded stretch are dropped, so the curve
     follows the training that produced the final model.
@@ -40,9 +43,9 @@ def training_progress(run_dir: Path) -> pd.DataFrame:
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     df = pd.read_csv(path)
-    if "rollout/ep_rew_mean" not in df or "time/total_timesteps" not in df:
+    if key not in df or "time/total_timesteps" not in df:
         return pd.DataFrame()
-    df = df.dropna(subset=["rollout/ep_rew_mean", "time/total_timesteps"])
+    df = df.dropna(subset=[key, "time/total_timesteps"])
     steps = df["time/total_timesteps"].to_numpy()
     # Keep a row only if no later row has a smaller or equal step count (a later, resumed stretch).
     later_min = np.minimum.accumulate(steps[::-1])[::-1]
@@ -105,6 +108,40 @@ METRICS = {  # column → (evaluations.npz key, label)
 }
 
 
+# Per-run statistics of the PPO updates (from progress.csv): how far each update moved the policy. Medians over a
+# run's updates, so that a few outliers (e.g. the first update) do not dominate.
+UPDATE_METRICS = {  # column → (progress.csv key, label)
+    "approx_kl": ("train/approx_kl", "approx-KL per update (run median)"),
+    "clip_fraction": ("train/clip_fraction", "clip fraction per update (run median)"),
+}
+
+# Config keys that name a group rather than tell apart settings within one (env_kwargs: label_tasks's job).
+IDENTITY_KEYS = ("env", "algo", "noise", "seed", "env_kwargs", "device")
+SHORT_NAMES = {"noise_period": "T"}  # the paper's notation in setting labels
+
+
+def update_sizes(run_dir: Path) -> dict[str, float]:
+    """The median over a run's updates of each ``UPDATE_METRICS`` entry it logged (PPO and RecurrentPPO do)."""
+    sizes = {}
+    for column, (key, _) in UPDATE_METRICS.items():
+        # SB3 logs an update's statistics with the next dump: a training row, or an evaluation's
+        rows = training_progress(run_dir, key)
+        if not rows.empty:
+            sizes[column] = float(rows[key].median())
+    return sizes
+
+
+def _flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (``hyperparams.policy_kwargs.alpha``), as ``--hyperparams`` names them."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def find_runs(paths: list[Path]) -> list[Path]:
     """Run folders (with ``config.yml`` and ``command.txt``) at or below ``paths``, sorted."""
     found = set()
@@ -127,9 +164,13 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
     for column, (key, _) in METRICS.items():
         if key in data:
             frame[column] = np.mean(np.asarray(data[key], dtype=np.float64), axis=1)
+    for column, value in update_sizes(run_dir).items():
+        frame[column] = value
     for key in ("env", "algo", "noise", "seed"):
         frame[key] = config[key]
     frame["env_kwargs"] = yaml.safe_dump(config.get("env_kwargs") or {}, default_flow_style=True).strip()
+    settings = {k: v for k, v in _flatten_config(config).items() if k.split(".")[0] not in IDENTITY_KEYS}
+    frame["settings"] = yaml.safe_dump(settings, default_flow_style=True, width=10**6).strip()
     frame["run"] = str(run_dir)
     frame["status"] = run.status()
     return frame
@@ -150,6 +191,24 @@ def label_tasks(evaluations: pd.DataFrame) -> pd.DataFrame:
             rows = (evaluations["env"] == env) & (evaluations["env_kwargs"] == text)
             labels[rows] = f"{labels[rows].iloc[0]} {suffix}"
     return evaluations.assign(env=labels)
+
+
+def label_settings(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Name each group of runs by its noise plus the settings that differ between runs of that noise on one task
+    and algorithm (e.g. ``lattice T=4``), in the ``noise`` column; the suffix alone goes to ``setting``."""
+    evaluations = evaluations.assign(setting="")
+    for _, group in evaluations.groupby(["env", "algo", "noise"]):
+        variants = {text: yaml.safe_load(text) for text in group["settings"].unique()}
+        if len(variants) < 2:
+            continue
+        keys = sorted({k for settings in variants.values() for k in settings})
+        differing = [k for k in keys if len({repr(settings.get(k)) for settings in variants.values()}) > 1]
+        for text, settings in variants.items():
+            suffix = " ".join(f"{SHORT_NAMES.get(k, k)}={settings.get(k)}" for k in differing)
+            rows = group.index[group["settings"] == text]
+            evaluations.loc[rows, "setting"] = suffix
+            evaluations.loc[rows, "noise"] = f"{group['noise'].iloc[0]} {suffix}"
+    return evaluations
 
 
 def _statistic(statistic: str) -> Callable[..., Any]:
@@ -186,13 +245,13 @@ def last_evaluations(evaluations: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_table(finals: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
-    """Per env × algo × noise: each metric at the runs' last evaluations (``last_evaluations``), across seeds,
-    with 95% intervals."""
+    """Per env × algo × noise: each metric at the runs' last evaluations (``last_evaluations``), and each run's
+    median update size (``UPDATE_METRICS``), across seeds, with 95% intervals."""
     rows = []
     for (env, algo, noise), group in finals.groupby(["env", "algo", "noise"], sort=True):
         row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "seeds": len(group)}
         row["timesteps"] = int(group["timesteps"].min())
-        for column in METRICS:
+        for column in (*METRICS, *UPDATE_METRICS):
             if column in group and group[column].notna().all():
                 row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(group[column].to_numpy(), statistic)
         rows.append(row)
@@ -266,7 +325,7 @@ def markdown_comparison(comparison: pd.DataFrame, statistic: str = "mean") -> st
 
 def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
     """The final-value table as markdown: ``estimate [low, high]`` per metric, the number of seeds."""
-    columns = [c for c in METRICS if c in table]
+    columns = [c for c in (*METRICS, *UPDATE_METRICS) if c in table]
     header = ["env", "algo", "noise", "seeds", "steps", *[f"{c} ({statistic}, 95% CI)" for c in columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
@@ -336,6 +395,105 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
     return written
 
 
+# Energy at matched performance: success-rate bins (closed on the left) for the energy table.
+SUCCESS_BINS = (0.0, 0.05, 0.35, 0.65, 0.95, 1.0 + 1e-9)
+SUCCESS_BIN_LABELS = ("0", "0.05-0.35", "0.35-0.65", "0.65-0.95", "0.95-1")
+
+
+def _energy_column(evaluations: pd.DataFrame) -> str | None:
+    """The energy a task logs: muscle effort, else the squared action (tasks without muscles, e.g. Ant)."""
+    for column in ("effort", "action_sq"):
+        if column in evaluations and evaluations[column].notna().any():
+            return column
+    return None
+
+
+def energy_by_success(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Energy at matched success: per env × algo × noise and success-rate bin, the mean energy over every
+    evaluation (every seed, every step count) whose success rate falls in the bin, with how many evaluations and
+    runs that is. Evaluations of one run are not independent: the counts say how much data each cell rests on."""
+    energy = _energy_column(evaluations)
+    if energy is None or "success" not in evaluations:
+        return pd.DataFrame()
+    rated = evaluations.dropna(subset=["success", energy])
+    bins = pd.cut(rated["success"], SUCCESS_BINS, right=False, labels=SUCCESS_BIN_LABELS)
+    rows = []
+    for (env, algo, noise, bin_label), group in rated.groupby(["env", "algo", "noise", bins], observed=True):
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "noise": noise,
+                "success_bin": bin_label,
+                "energy": energy,
+                "mean": float(group[energy].mean()),
+                "evaluations": len(group),
+                "runs": group["run"].nunique(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def markdown_energy(table: pd.DataFrame) -> str:
+    """The energy-by-success table as markdown: a row per env × algo × noise, a column per success bin."""
+    if table.empty:
+        return ""
+    label = ENERGY_LABELS[METRICS[table["energy"].iloc[0]][0]]
+    header = ["env", "algo", "noise", *(f"success {b}" for b in SUCCESS_BIN_LABELS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (env, algo, noise), group in table.groupby(["env", "algo", "noise"], sort=True):
+        cells = {
+            row.success_bin: f"{row.mean:.4f} ({row.evaluations} evals, {row.runs} runs)" for row in group.itertuples()
+        }
+        lines.append("| " + " | ".join([env, algo, noise, *(cells.get(b, "") for b in SUCCESS_BIN_LABELS)]) + " |")
+    return f"Mean {label} by success rate (every evaluation of every run):\n\n" + "\n".join(lines) + "\n"
+
+
+def plot_energy_vs_performance(evaluations: pd.DataFrame, out: Path) -> list[Path]:
+    """Per env: each evaluation's energy against its success rate and against its return (a point per
+    evaluation of every run, a colour per algo × noise), with each group's mean energy in bins of the x axis
+    (the success bins; five quantile bins of the pooled returns), so policies can be compared at equal
+    performance rather than at equal step counts."""
+    energy = _energy_column(evaluations)
+    if energy is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    keys = sorted(set(zip(evaluations["algo"], evaluations["noise"], strict=True)))
+    colours = {key: f"C{i % 10}" for i, key in enumerate(keys)}
+    written = []
+    for env, per_env in evaluations.dropna(subset=[energy]).groupby("env"):
+        xs = [c for c in ("success", "return") if c in per_env and per_env[c].notna().any()]
+        fig = Figure(figsize=(5.2 * len(xs), 4.4))
+        axes = fig.subplots(1, len(xs), squeeze=False)[0]
+        for ax, x in zip(axes, xs, strict=True):
+            if x == "success":
+                edges = np.asarray(SUCCESS_BINS)
+            else:
+                edges = np.unique(np.quantile(per_env[x], np.linspace(0, 1, 6)))
+                edges[-1] += 1e-9
+            for (algo, noise), group in per_env.groupby(["algo", "noise"]):
+                colour = colours[(algo, noise)]
+                ax.scatter(group[x], group[energy], s=10, alpha=0.35, color=colour)
+                which = np.digitize(group[x], edges) - 1
+                centres, means = [], []
+                for b in sorted(set(which)):
+                    inside = group[which == b]
+                    centres.append(float(inside[x].mean()))
+                    means.append(float(inside[energy].mean()))
+                ax.plot(
+                    centres, means, marker="o", color=colour, label=f"{algo} / {noise} ({group['run'].nunique()} runs)"
+                )
+            ax.set(xlabel=METRICS[x][1], ylabel=ENERGY_LABELS[METRICS[energy][0]], title=f"energy vs {METRICS[x][1]}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{env}: energy at matched performance (points: evaluations; lines: binned means)")
+        fig.tight_layout()
+        path = out / f"{str(env).replace(' ', '_')}_energy_vs_performance.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    return written
+
+
 def read_runs(runs: list[Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
     """The evaluations of every run that can be read (``run_evaluations``), and why each other one cannot (a
     ``config.yml`` emptied or cut short, a damaged ``evaluations.npz``): one bad folder does not stop a report."""
@@ -377,7 +535,7 @@ def write_report(
             f"No readable run folder under {', '.join(map(str, paths))}: "
             + "; ".join(f"{run}: {why}" for run, why in unreadable.items())
         )
-    evaluations = label_tasks(evaluations)
+    evaluations = label_settings(label_tasks(evaluations))
     done = evaluations["status"] == "finished"
     # with --unfinished, only runs that have not evaluated yet are left out
     evaluated = evaluations["return"].notna() if "return" in evaluations else pd.Series(False, evaluations.index)
@@ -399,12 +557,16 @@ def write_report(
     comparison = comparison_table(finals, baseline, statistic)
     out.mkdir(parents=True, exist_ok=True)
     written = plot_report(evaluations, table, out, statistic)
+    written += plot_energy_vs_performance(evaluations, out)
+    energy = energy_by_success(evaluations)
     text = markdown_table(table, statistic)
     if not comparison.empty:
         text += f"\nAgainst {baseline} noise (final evaluations; intervals resample both groups' seeds):\n\n"
         text += markdown_comparison(comparison, statistic)
     elif baseline not in noises and len(noises) > 1:
         text += f"\nNo comparison: no run has the baseline noise {baseline!r} (present: {', '.join(noises)}).\n"
+    if not energy.empty:
+        text += "\n" + markdown_energy(energy)
     if not left_out.empty:
         text += f"\nLeft out (not {'evaluated' if unfinished else 'finished'}):\n\n" + "".join(
             f"- {Path(row.run).name}: "
@@ -418,4 +580,8 @@ def write_report(
     table.to_csv(out / "final.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
     evaluations.to_csv(out / "evaluations.csv", index=False)
-    return [*written, out / "final.md", out / "final.csv", out / "comparison.csv", out / "evaluations.csv"]
+    tables = [out / "final.md", out / "final.csv", out / "comparison.csv", out / "evaluations.csv"]
+    if not energy.empty:
+        energy.to_csv(out / "energy_by_success.csv", index=False)
+        tables.append(out / "energy_by_success.csv")
+    return [*written, *tables]

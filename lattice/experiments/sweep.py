@@ -9,6 +9,9 @@ A sweep file (``configs/sweeps/*.yaml``)::
       env: [elbow]
       seed: [0, 1]
       policy_kwargs.alpha: [0.5, 1.0]   # any setting may be a grid axis (as in --hyperparams)
+      # a joint axis: each value is a mapping of settings that vary together (it may hold algo, noise or env), e.g.
+      # the paper's four hand settings, PPO, gSDE with T = 4 and Lattice with T = 1 and T = 4:
+      # setting: [{noise: isotropic}, {noise: gsde, noise_period: 4}, {noise: lattice, noise_period: 1}, ...]
       # or, instead of algo, noise and env: config files (paths relative to the sweep file), e.g. tuned ones
       # config: [best/ppo_lattice_myoElbowPose1D6MRandom-v0.yml, best/ppo_pink_myoElbowPose1D6MRandom-v0.yml]
     settings: {timesteps: 100000, n_envs: 4}   # for every trial: config keys or algorithm keywords (dotted)
@@ -64,20 +67,27 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
         raise ConfigError(f"Unknown sweep key(s) {sorted(unknown)}; valid: {', '.join(SWEEP_KEYS)}")
     trial_resources(sweep)
     grid = dict(sweep.get("grid") or {})
+    joint = _joint_keys(grid)
     # A grid names algo × noise × env, or config files (a run's config.yml, a tuned config) that hold them.
-    required = ("config", "seed") if "config" in grid else GRID_NAMES
-    both = [name for name in ("algo", "noise", "env") if "config" in grid and name in grid]
+    named = set(grid) | joint
+    required = ("config", "seed") if "config" in named else GRID_NAMES
+    both = [name for name in ("algo", "noise", "env") if "config" in named and name in named]
     if both:
         raise ConfigError(f"The sweep's grid has config files and {', '.join(both)}: the config files set those")
     for name in required:
         values = grid.get(name)
-        if not isinstance(values, list) or not values:
+        if name not in joint and (not isinstance(values, list) or not values):
             raise ConfigError(f"The sweep's grid needs a non-empty list for {name!r}, got {values!r}")
     settings = [f"{k}={_as_text(v)}" for k, v in (sweep.get("settings") or {}).items()]
     axes = list(grid)
     trials: dict[str, dict[str, Any]] = {}
     for values in itertools.product(*(grid[a] for a in axes)):
-        point = dict(zip(axes, values, strict=True))
+        point: dict[str, Any] = {}
+        for axis, value in zip(axes, values, strict=True):
+            point.update(value if isinstance(value, dict) else {axis: value})  # a joint axis's value: its settings
+        missing = [name for name in required if name not in point]
+        if missing:
+            raise ConfigError(f"A point of the sweep's grid has no {', '.join(missing)}: {point}")
         extra = {k: v for k, v in point.items() if k not in (*GRID_NAMES, "config")}
         hyperparams = settings + [f"{k}={_as_text(v)}" for k, v in extra.items()]
         if "config" in point:
@@ -101,6 +111,29 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
             )
         trials[name] = config
     return trials
+
+
+def _joint_keys(grid: dict[str, Any]) -> set[str]:
+    """The settings that the grid's joint axes set (axes whose values are mappings), checked: every axis is a
+    non-empty list, a joint axis holds only mappings, and no setting is named by two axes."""
+    keys: set[str] = set()
+    for axis, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"The sweep's grid needs a non-empty list for {axis!r}, got {values!r}")
+        mappings = [value for value in values if isinstance(value, dict)]
+        if not mappings:
+            continue
+        if len(mappings) < len(values) or not all(mappings):
+            raise ConfigError(
+                f"The sweep's grid axis {axis!r} mixes settings and plain values: a joint axis lists mappings of "
+                f"settings (e.g. {{noise: lattice, noise_period: 4}}), got {values!r}"
+            )
+        named = {key for mapping in mappings for key in mapping}
+        clash = sorted(named & (set(grid) | keys))
+        if clash:
+            raise ConfigError(f"The sweep's grid sets {', '.join(clash)} in more than one axis (one is {axis!r})")
+        keys |= named
+    return keys
 
 
 def trial_resources(sweep: dict[str, Any]) -> dict[str, int]:
