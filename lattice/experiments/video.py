@@ -101,21 +101,19 @@ def check_video_path(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
-def render_run(
+def rollout_frames(
     run_dir: Path,
     which: str = "best",
     episodes: int = 1,
-    out: Path | None = None,
     max_steps: int | None = None,
     size: tuple[int, int] = (480, 360),
     seed: int | None = None,
-) -> Path:
-    """Render deterministic rollouts of a run's policy to an MP4 and return its path.
+) -> tuple[list[np.ndarray], float]:
+    """The frames of deterministic rollouts of a run's policy, and the env's control rate (frames per second).
 
     :param run_dir: A run folder of ``lattice-train``.
     :param which: ``best``, ``final`` or a checkpoint's step count.
-    :param episodes: Episodes, one after the other in one video.
-    :param out: The MP4 path; default ``run_dir/videos/<which>.mp4``.
+    :param episodes: Episodes, one after the other.
     :param max_steps: Stop after this many steps in all (None: whole episodes).
     :param size: (width, height) in pixels.
     :param seed: Seed of the rendered env (default: the run's evaluation seed).
@@ -127,8 +125,6 @@ def render_run(
     run = rundir.RunDir(run_dir)
     size_keywords = _size_keywords(validate(run.config()), size) if run.is_run() else {}
     playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=size_keywords)
-    out = out or run / rundir.VIDEOS / f"{which}.mp4"
-    check_video_path(out)
     env, model = playback.env, playback.model
     venv: Any = playback.venv  # its reset() gives one observation array here (one Box env)
 
@@ -147,11 +143,15 @@ def render_run(
         if max_steps is not None and steps >= max_steps:
             break
     venv.close()
+    return frames, 1.0 / control_dt(env)
 
+
+def write_video(frames: list[np.ndarray], fps: float, out: Path) -> Path:
+    """Write frames to an MP4 or GIF (by ``out``'s suffix), under a temporary name and then renamed: a reader (a
+    README, a training run's own video) never sees half a file."""
     import imageio.v2 as imageio
 
-    # Written under a temporary name and renamed: a reader (a README, a training run's own video) never sees half.
-    fps = 1.0 / control_dt(env)
+    check_video_path(out)
     partial = rundir.temporary(out)
     if out.suffix.lower() == ".gif":
         imageio.mimwrite(partial, frames, duration=1000 / fps, loop=0)  # type: ignore[arg-type]
@@ -159,3 +159,22 @@ def render_run(
         imageio.mimwrite(partial, frames, fps=fps, macro_block_size=2)  # type: ignore[arg-type]  # yuv420p: even
     partial.replace(out)
     return out
+
+
+def render_run(
+    run_dir: Path,
+    which: str = "best",
+    episodes: int = 1,
+    out: Path | None = None,
+    max_steps: int | None = None,
+    size: tuple[int, int] = (480, 360),
+    seed: int | None = None,
+) -> Path:
+    """Render deterministic rollouts of a run's policy to an MP4 (or GIF) and return its path.
+
+    :param out: The video's path; default ``run_dir/videos/<which>.mp4``. The other parameters: ``rollout_frames``.
+    """
+    out = out or rundir.RunDir(run_dir) / rundir.VIDEOS / f"{which}.mp4"
+    check_video_path(out)  # before the rollouts: a bad path costs nothing
+    frames, fps = rollout_frames(run_dir, which, episodes, max_steps, size, seed)
+    return write_video(frames, fps, out)
