@@ -1,0 +1,95 @@
+"""``make videos``: the README's gallery, rendered from the hand sweep's runs (``configs/sweeps/hand.yaml``).
+
+For each task of the sweep, its Lattice trial (T = 4, seed 0 by default) is rendered twice with the package's own
+renderer: early in training (its first checkpoint) and its best evaluated policy. Each gives an MP4 in ``videos/``
+and a strip of frames (PNG, early above best) that the README shows inline. A trial that has not finished in
+``<log dir>/<sweep>/trials/`` is trained first, exactly as ``lattice-sweep`` would (the same folder, so the sweep
+later skips it).
+
+    python experiments/videos.py                         # videos/ from logs/sweeps/hand
+    python experiments/videos.py --sweep configs/sweeps/tiny.yaml --out /tmp/videos --episodes 1
+
+Bad input exits with code 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lattice.experiments.cli import _fail
+from lattice.experiments.config import ConfigError, load_yaml
+from lattice.experiments.process import configure_process
+
+ROOT = Path(__file__).resolve().parent.parent
+STRIP_FRAMES = 6  # frames per row of a strip, evenly spaced over the video
+
+
+def chosen_trials(sweep: dict, noise: str, noise_period: int, seed: int) -> dict[str, tuple[str, dict]]:
+    """Per env of the sweep: the trial name and config of ``noise`` with ``noise_period`` and ``seed``."""
+    from lattice.experiments.sweep import expand
+
+    chosen: dict[str, tuple[str, dict]] = {}
+    for name, config in expand(sweep, ROOT / "configs" / "sweeps").items():
+        if (config["noise"], config["noise_period"], config["seed"]) == (noise, noise_period, seed):
+            chosen.setdefault(str(config["env"]).rsplit("/", 1)[-1], (name, config))
+    if not chosen:
+        raise ConfigError(
+            f"The sweep {sweep['name']!r} has no trial of {noise} with noise_period {noise_period} and seed {seed}"
+        )
+    return chosen
+
+
+def strip(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """One image: a row per video, ``STRIP_FRAMES`` frames of each, evenly spaced from first to last."""
+    picked = [[frames[i] for i in np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)] for frames in rows]
+    return np.concatenate([np.concatenate(row, axis=1) for row in picked], axis=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", type=Path, default=ROOT / "configs" / "sweeps" / "hand.yaml", help="the sweep file")
+    p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="where the sweep's folder is")
+    p.add_argument("--out", type=Path, default=ROOT / "videos", help="output folder (default videos/)")
+    p.add_argument("--noise", default="lattice")
+    p.add_argument("--noise-period", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=2, help="episodes per video (default 2)")
+    p.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"))
+    args = p.parse_args(argv)
+    configure_process()
+    from lattice.experiments import rundir
+    from lattice.experiments.sweep import run_trial
+    from lattice.experiments.video import check_video_path, rollout_frames, write_video
+
+    try:
+        sweep = load_yaml(args.sweep)
+        trials = chosen_trials(sweep, args.noise, args.noise_period, args.seed)
+        check_video_path(args.out / "probe.mp4")
+    except (ConfigError, FileNotFoundError) as e:
+        return _fail(str(e))
+    for task, (name, config) in trials.items():
+        run_dir = args.log_dir / sweep["name"] / "trials" / name
+        if rundir.RunDir(run_dir).finished_summary() is None:
+            print(f"training {name} (as lattice-sweep --config {args.sweep} would), into {run_dir}", flush=True)
+            run_trial(config, str(run_dir), str(args.log_dir / sweep["name"] / "output" / f"{name}.log"))
+        early = str(rundir.RunDir(run_dir).checkpoint_step_counts()[0])
+        rows = []
+        for which, label in ((early, "early"), ("best", "best")):
+            frames, fps = rollout_frames(run_dir, which, args.episodes, size=tuple(args.size))
+            out = write_video(frames, fps, args.out / f"{task}_{label}.mp4")
+            print(f"{out}: {name}, model {which}, {len(frames)} frames at {fps:g} fps", flush=True)
+            rows.append(frames)
+        import imageio.v2 as imageio
+
+        picture = args.out / f"{task}.png"
+        imageio.imwrite(picture, strip(rows))
+        print(f"{picture}: {STRIP_FRAMES} frames of the early (top) and best (bottom) policy", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
