@@ -23,7 +23,13 @@ class _Frames:
     """Frames of an env: MyoSuite hand scenes through a camera aimed at the manipulated object (MyoSuite's default
     camera shows the hand as a speck), other MyoSuite scenes through its free camera at the requested size, and
     gymnasium's MuJoCo envs through their own ``render()`` (Ant: a camera tracking the torso).
+
+    In hand scenes the sites are hidden (the pen task's tolerance sphere, a yellow ball 15 cm wide, would cover the
+    hand) and the headlight is raised to a floor (the reorient scene has no light of its own and is nearly black).
     """
+
+    CAMERA = (0.5, 150.0, -30.0)  # distance (m), azimuth and elevation (degrees): the hand, its object and the target
+    HEADLIGHT = (0.35, 0.5)  # the least ambient and diffuse headlight of a hand scene
 
     def __init__(self, env: Any, size: tuple[int, int]):
         import mujoco
@@ -35,10 +41,16 @@ class _Frames:
         if self.myosuite:
             self.object = mujoco.mj_name2id(unwrapped.model, mujoco.mjtObj.mjOBJ_BODY, "Object")
         if self.object >= 0:
-            self.renderer = mujoco.Renderer(unwrapped.model, height=size[1], width=size[0])
+            model = unwrapped.model
+            # model.vis only changes how the scene is drawn, never the physics
+            model.vis.headlight.ambient[:] = np.maximum(model.vis.headlight.ambient, self.HEADLIGHT[0])
+            model.vis.headlight.diffuse[:] = np.maximum(model.vis.headlight.diffuse, self.HEADLIGHT[1])
+            self.renderer = mujoco.Renderer(model, height=size[1], width=size[0])
             self.camera = mujoco.MjvCamera()
-            mujoco.mjv_defaultFreeCamera(unwrapped.model, self.camera)
-            self.camera.distance, self.camera.azimuth, self.camera.elevation = 0.45, 180.0, -25.0
+            mujoco.mjv_defaultFreeCamera(model, self.camera)
+            self.camera.distance, self.camera.azimuth, self.camera.elevation = self.CAMERA
+            self.options = mujoco.MjvOption()
+            self.options.sitegroup[:] = 0
 
     def aim(self) -> None:
         """Aim at the object where it starts the episode (fixed during it, so a drop is seen as one)."""
@@ -48,7 +60,7 @@ class _Frames:
     def __call__(self) -> np.ndarray:
         unwrapped = self.env.unwrapped
         if self.object >= 0:
-            self.renderer.update_scene(unwrapped.data, camera=self.camera)
+            self.renderer.update_scene(unwrapped.data, camera=self.camera, scene_option=self.options)
             return self.renderer.render().copy()
         if self.myosuite:
             return unwrapped.render(width=self.size[0], height=self.size[1], camera_id=-1)
