@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", default="lattice")
     p.add_argument("--noise-period", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--episodes", type=int, default=2, help="episodes per video (default 2)")
+    p.add_argument("--episodes", type=int, default=8, help="episodes per video, one after the other (default 8)")
     p.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"))
     args = p.parse_args(argv)
     configure_process()

@@ -43,3 +43,20 @@ def test_a_setting_the_sweep_does_not_have_exits_2_before_anything_is_written(tm
     assert result.returncode == 2
     assert result.stderr.strip() == "error: The sweep 'tiny' has no trial of lattice with noise_period 7 and seed 0"
     assert not (tmp_path / "logs").exists() and not (tmp_path / "videos").exists()
+
+
+def test_the_committed_videos_show_each_hand_task_early_and_best():
+    # videos/ as `make videos` left it from the hand sweep (configs/sweeps/hand.yaml): a scene in every video, and
+    # the policy early in training moves the hand differently from the same run's best policy
+    for task in ("myoHandReorient8-v0", "myoHandPenTwirlRandom-v0"):
+        early, best = (frames_of(ROOT / "videos" / f"{task}_{label}.mp4") for label in ("early", "best"))
+        for frames in (early, best):
+            assert frames.shape[0] >= 50 and frames.shape[1:] == (240, 320, 3)
+            assert frames.std() > 10 and all(frame.std() > 5 for frame in frames[:: len(frames) // 10])
+        n = min(len(early), len(best))
+        # the reset frames are the same scene (same seed): they differ only by the encoding; afterwards the two
+        # policies' hands part ways
+        difference = np.abs(early[:n].astype(np.int16) - best[:n].astype(np.int16)).mean(axis=(1, 2, 3))
+        assert difference[n // 2 :].mean() > max(2.0, 2 * difference[0])
+        strip = imageio.imread(ROOT / "videos" / f"{task}.png")
+        assert strip.shape[:2] == (2 * 240, 6 * 320)
