@@ -33,6 +33,20 @@ class Playback:
     env: gym.Env
 
 
+def run_model_files(run_dir: Path, which: str = "best") -> tuple[dict[str, Any], Path, Path | None]:
+    """A run's validated config, and the files of its model ``which`` (``best``, ``final`` or a checkpoint's step
+    count) and of that model's normalisation statistics (None when the run does not normalise); a ConfigError names
+    what is missing, before anything is loaded."""
+    run = RunDir(run_dir)
+    if not run.is_run():
+        raise ConfigError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
+    config = validate(run.config())
+    model_path, stats_path = run.model_files(which)
+    if config["normalize"] is not False and stats_path is None:
+        raise ConfigError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
+    return config, model_path, stats_path
+
+
 def load_run_policy(
     run_dir: Path,
     which: str = "best",
@@ -47,13 +61,7 @@ def load_run_policy(
     :param render_mode: e.g. ``rgb_array`` for videos.
     :param env_kwargs: Added to the run's env keywords (e.g. a render size).
     """
-    run = RunDir(run_dir)
-    if not run.is_run():
-        raise ConfigError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
-    config = validate(run.config())
-    model_path, stats_path = run.model_files(which)
-    if config["normalize"] is not False and stats_path is None:
-        raise ConfigError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
+    config, model_path, stats_path = run_model_files(run_dir, which)
     env = task_env(config, render_mode, **(env_kwargs or {}))
     venv: VecEnv = DummyVecEnv([lambda: Monitor(env)])
     if stats_path is not None:

@@ -14,7 +14,7 @@ import numpy as np
 from lattice.envs import control_dt
 from lattice.experiments import rundir
 from lattice.experiments.config import ConfigError, task_env, validate
-from lattice.experiments.playback import load_run_policy
+from lattice.experiments.playback import load_run_policy, run_model_files
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -113,6 +113,14 @@ def check_video_path(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
+def _check_rollout(episodes: int, max_steps: int | None, size: tuple[int, int]) -> None:
+    """Raise ConfigError for a rollout's bad arguments."""
+    if episodes <= 0 or (max_steps is not None and max_steps <= 0):
+        raise ConfigError(f"episodes and max_steps must be positive, got {episodes} and {max_steps}")
+    if size[0] <= 0 or size[1] <= 0:
+        raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
+
+
 def rollout_frames(
     run_dir: Path,
     which: str = "best",
@@ -130,10 +138,7 @@ def rollout_frames(
     :param size: (width, height) in pixels.
     :param seed: Seed of the rendered env (default: the run's evaluation seed).
     """
-    if episodes <= 0 or (max_steps is not None and max_steps <= 0):
-        raise ConfigError(f"episodes and max_steps must be positive, got {episodes} and {max_steps}")
-    if size[0] <= 0 or size[1] <= 0:
-        raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
+    _check_rollout(episodes, max_steps, size)
     run = rundir.RunDir(run_dir)
     size_keywords = _size_keywords(validate(run.config()), size) if run.is_run() else {}
     playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=size_keywords)
@@ -186,6 +191,9 @@ def render_run(
 
     :param out: The video's path; default ``run_dir/videos/<which>.mp4``. The other parameters: ``rollout_frames``.
     """
+    # bad arguments and a missing model are named before the video's folder is made
+    _check_rollout(episodes, max_steps, size)
+    run_model_files(run_dir, which)
     out = out or rundir.RunDir(run_dir) / rundir.VIDEOS / f"{which}.mp4"
     check_video_path(out)  # before the rollouts: a bad path costs nothing
     frames, fps = rollout_frames(run_dir, which, episodes, max_steps, size, seed)
