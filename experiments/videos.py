@@ -28,12 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 STRIP_FRAMES = 6  # frames per row of a strip, evenly spaced over the video
 
 
-def chosen_trials(sweep: dict, noise: str, noise_period: int, seed: int) -> dict[str, tuple[str, dict]]:
-    """Per env of the sweep: the trial name and config of ``noise`` with ``noise_period`` and ``seed``."""
+def chosen_trials(sweep: dict, base: Path, noise: str, noise_period: int, seed: int) -> dict[str, tuple[str, dict]]:
+    """Per env of the sweep: the trial name and config of ``noise`` with ``noise_period`` and ``seed``.
+
+    :param base: The sweep file's folder (config files in its grid are relative to it).
+    """
     from lattice.experiments.sweep import expand
 
     chosen: dict[str, tuple[str, dict]] = {}
-    for name, config in expand(sweep, ROOT / "configs" / "sweeps").items():
+    for name, config in expand(sweep, base).items():
         if (config["noise"], config["noise_period"], config["seed"]) == (noise, noise_period, seed):
             chosen.setdefault(str(config["env"]).rsplit("/", 1)[-1], (name, config))
     if not chosen:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sweep = load_yaml(args.sweep)
-        trials = chosen_trials(sweep, args.noise, args.noise_period, args.seed)
+        trials = chosen_trials(sweep, args.sweep.parent, args.noise, args.noise_period, args.seed)
         check_video_path(args.out / "probe.mp4")
     except (ConfigError, FileNotFoundError) as e:
         return _fail(str(e))
