@@ -210,10 +210,12 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
 
 def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_path):
     """PPO learns once per rollout: checkpoints fall between rollouts (after the update), so Ctrl-C and a resume
-    keep the rollout grid, and the run ends on the same step count as an uninterrupted one (20 rollouts of 64)."""
+    keep the rollout grid, and the run ends on the same step count as an uninterrupted one (60 rollouts of 64).
+    The budget leaves several seconds between the first checkpoint and the end, so Ctrl-C comes mid-run even on a
+    fast machine (the whole run trains at about 400 steps/s)."""
     log_dir = tmp_path / "logs"
-    args = tiny_run_args("ppo", "lattice", log_dir, steps=1280)
-    args[args.index("--save-freq") + 1] = "300"  # off the rollout grid: checkpoints at 320, 640, 960, 1280
+    args = tiny_run_args("ppo", "lattice", log_dir, steps=3840)
+    args[args.index("--save-freq") + 1] = "300"  # off the rollout grid: checkpoints at 320, 640, 960, 1216, ...
     args[args.index("--eval-freq") + 1] = "200"
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
@@ -238,8 +240,8 @@ def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_pa
     result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = load_yaml(run_dir / "summary.yml")
-    assert summary["timesteps"] == 1280 and summary["final_eval"]["timesteps"] == 1280
-    assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [*range(200, 1201, 200), 1280]
+    assert summary["timesteps"] == 3840 and summary["final_eval"]["timesteps"] == 3840
+    assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [*range(200, 3801, 200), 3840]
     assert {640, 960, 1216} <= set(saved()) and all(steps % 64 == 0 for steps in saved()), saved()
 
 
