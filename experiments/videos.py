@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         import imageio.v2 as imageio
 
         picture = args.out / f"{task}.png"
-        imageio.imwrite(picture, strip(rows))
+        imageio.imwrite(rundir.temporary(picture), strip(rows))  # renamed into place, as the videos are
+        rundir.temporary(picture).replace(picture)
         print(f"{picture}: {STRIP_FRAMES} frames of the early (top) and best (bottom) policy", flush=True)
     return 0
 
