@@ -96,7 +96,8 @@ def test_every_algo_and_noise_leaves_a_complete_run_folder(algo, noise, tmp_path
     for key in ("successes", "ep_effort", "ep_act_sq", "ep_action_sq"):
         assert evaluations[key].shape == (2, 2), key
     monitor = pd.read_csv(run_dir / "0.monitor.csv", skiprows=1)
-    assert list(monitor.columns) == ["r", "l", "t", "ep_effort", "ep_act_sq", "ep_action_sq", "is_success"]
+    assert list(monitor.columns) == ["r", "l", "t", "ep_effort", "ep_act_sq", "ep_action_sq", "is_success", "diverged"]
+    assert not monitor["diverged"].any()  # the elbow's simulation never diverges
     assert (monitor["l"] == 20).all() and len(monitor) >= 128 // 20 - 1
     assert (monitor["ep_effort"] > 0).all()
     summary = load_yaml(run_dir / "summary.yml")

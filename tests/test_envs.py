@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 
-from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT, SUCCESS, check_env_id, control_dt, make_env
+from lattice.envs import (
+    ACT_SQ,
+    ACTION_SQ,
+    DIVERGED,
+    EFFORT,
+    SUCCESS,
+    RewardWeights,
+    check_env_id,
+    control_dt,
+    ensure_registered,
+    make_env,
+)
+
+PEN_WEIGHTS = dict(pos_align_diff=100.0, rot_align_diff=100.0, solved=1.0)  # configs/pen.yaml's non-zero terms
 
 
 def _run_episode(env, rng, scale=1.0):
@@ -40,7 +55,8 @@ def test_muscle_energy_is_the_episode_mean(env_id):
     # Reported only at the episode's end (what Monitor records), and not equal to the last step's value.
     assert all(EFFORT not in info for info in infos[:-1])
     assert last[EFFORT] != pytest.approx(np.linalg.norm(act[-1]) / n_muscles)
-    assert set(env.info_keywords) == {EFFORT, ACT_SQ, ACTION_SQ, SUCCESS}
+    assert set(env.info_keywords) == {EFFORT, ACT_SQ, ACTION_SQ, SUCCESS, DIVERGED}
+    assert not any(info[DIVERGED] for info in infos)
 
 
 def test_ant_energy_is_the_mean_squared_applied_action():
@@ -48,7 +64,7 @@ def test_ant_energy_is_the_mean_squared_applied_action():
     actions, _, infos = _run_episode(env, np.random.default_rng(1), scale=2.0)  # often beyond [-1, 1]
     assert np.abs(actions).max() > 1.0
     assert infos[-1][ACTION_SQ] == pytest.approx(np.mean(np.clip(actions, -1.0, 1.0) ** 2), rel=1e-6)
-    assert env.info_keywords == (ACTION_SQ,)
+    assert env.info_keywords == (ACTION_SQ, DIVERGED)
     # Within the bounds (SB3 clips or squashes actions), it is Ant's own control cost, Σ a² · weight, per actuator.
     actions, _, infos = _run_episode(env, np.random.default_rng(2), scale=0.4)
     assert np.abs(actions).max() < 1.0
@@ -93,3 +109,60 @@ def test_control_step_and_env_ids():
     check_env_id("myoHandReorient8-v0")
     with pytest.raises(ValueError, match="did you mean 'myoHandReorient8-v0'"):
         check_env_id("myoHandReorent8-v0")
+
+
+def _pen(guarded):
+    """The pen task with the paper's reward: through make_env (with SimulationGuard), or the same without it."""
+    if guarded:
+        return make_env("myoHandPenTwirlRandom-v0", max_episode_steps=100, reward_weights=PEN_WEIGHTS)
+    ensure_registered("myoHandPenTwirlRandom-v0")
+    return RewardWeights(gym.make("myoHandPenTwirlRandom-v0", max_episode_steps=100), PEN_WEIGHTS)
+
+
+def _spin_the_pen(env, speed):
+    """Three ordinary steps, then the pen's x rotation set to ``speed`` rad/s (DOF 26, where the blow-ups seen in
+    training happen) and one more step; returns the ordinary steps' rewards and the last step."""
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    rewards = [env.step(zero)[1] for _ in range(3)]
+    env.unwrapped.data.qvel[env.unwrapped.model.joint("OBJRx").dofadr[0]] = speed
+    return rewards, env.step(zero)
+
+
+@pytest.mark.parametrize(
+    "speed, mujoco_resets",
+    [(2e3, False), (1e5, True)],  # the pen flies off within the step; MuJoCo's own check fires and resets the state
+)
+def test_a_diverged_step_ends_the_episode_with_reward_zero(speed, mujoco_resets):
+    """A contact blow-up gives the unguarded paper reward an absurd value (the pen leaves at 1e5 rad/s) or one
+    computed on MuJoCo's reset state; with the guard that step ends the episode with reward 0, flagged."""
+    bare_rewards, (_, bare_reward, bare_terminated, _, _) = _spin_the_pen(_pen(guarded=False), speed)
+    env = _pen(guarded=True)
+    rewards, (_, reward, terminated, _, info) = _spin_the_pen(env, speed)
+    assert rewards == pytest.approx(bare_rewards, rel=1e-12)  # ordinary steps are untouched
+    assert bare_reward != 0.0 and (abs(bare_reward) > 1e3 or mujoco_resets)
+    reset_count = env.unwrapped.data.warning[int(mujoco.mjtWarning.mjWARN_BADQACC)].number
+    assert (reset_count > 0) == mujoco_resets
+    assert (reward, terminated, info[DIVERGED]) == (0.0, True, True)
+    assert bare_terminated  # unguarded, MyoSuite ends it too (dropped, or its own instability check)
+    env.reset(seed=1)  # the next episode starts clean
+    _, _, _, _, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    assert info[DIVERGED] is False
+    # the episode's energy means are still reported, and Monitor gets the flag
+    assert DIVERGED in env.info_keywords
+
+
+def test_the_guard_leaves_ordinary_episodes_alone():
+    """Over a whole episode of random actions the guarded env returns what the bare one does, step for step."""
+    bare, env = _pen(guarded=False), _pen(guarded=True)
+    rng = np.random.default_rng(3)
+    obs_bare, _ = bare.reset(seed=4)
+    obs, _ = env.reset(seed=4)
+    np.testing.assert_array_equal(obs, obs_bare)
+    done = False
+    while not done:
+        action = rng.uniform(-1, 1, size=env.action_space.shape).astype(np.float32)
+        step_bare, step = bare.step(action), env.step(action)
+        np.testing.assert_array_equal(step[0], step_bare[0])
+        assert step[1:4] == step_bare[1:4] and step[4][DIVERGED] is False
+        done = step[2] or step[3]

@@ -7,6 +7,7 @@ is first used.
 Wrapper stack of one training or evaluation env (inside out)::
 
     gymnasium.make(env_id, **env_kwargs)     MuJoCo (Ant-v5, ...) or MyoSuite (myo*, registered on first use)
+    SimulationGuard(max_qvel)                MuJoCo envs: a step on which the simulation diverged ends the episode
     RewardWeights(weights)                   optional: the paper's MyoSuite reward (e.g. pos_dist_diff, alive)
     EpisodeEnergy                            episode means of effort / act² / a², success at the episode's end
     Monitor(info_keywords=...)               added by SB3's make_vec_env; writes them to the monitor CSV
@@ -34,6 +35,7 @@ EFFORT = "ep_effort"  # ‖act‖₂ / n_muscles, MyoChallenge's effort
 ACT_SQ = "ep_act_sq"  # mean over muscles of act²
 ACTION_SQ = "ep_action_sq"  # mean over actuators of a² (the action applied, clipped to the action space)
 SUCCESS = "is_success"  # SB3's key: the task's `solved` flag at the episode's last step
+DIVERGED = "diverged"  # SimulationGuard's key: the episode ended on a step where the simulation diverged
 ENERGY_KEYS = (EFFORT, ACT_SQ, ACTION_SQ)
 
 
@@ -90,6 +92,82 @@ def _activation_reader(env: gym.Env) -> Callable[[], np.ndarray] | None:
     return lambda: unwrapped.data.act  # looked up each step: the state after that step
 
 
+class SimulationGuard(gym.Wrapper):
+    """End the episode, with reward 0, on a step where the MuJoCo simulation diverged.
+
+    Contacts of a hand with a free object (the MyoSuite pen and die) sometimes blow up: within one control step
+    the object reaches thousands to millions of m/s. Two things then happen, neither of them the task:
+
+    - MuJoCo notices only once an acceleration exceeds 1e10; it warns (``mjWARN_BADQACC``) and resets the state
+      to ``qpos0``. MyoSuite ends the episode then, but its reward terms compare the reset state with the last one.
+    - Before that, the step's state is finite but absurd: a pen 37 km from the hand gave ``pos_align_diff`` a
+      reward of −3.7M, which then dominates the episode's return and, through VecNormalize's running variance of
+      returns, scales every later reward of the run down (by 200× in the run where this was found).
+
+    A step diverged if MuJoCo's instability counters rose during it, or the state is not finite, or some joint
+    speed exceeds ``max_qvel`` (rad/s or m/s; under a trained pen policy 99.9% of steps have every hand joint below
+    13 rad/s, while the blow-ups reach 1e3 to 1e7). Such a
+    step returns ``terminated=True`` and reward 0 (nothing of the task happened on it); ``info["diverged"]`` says
+    which steps these were, every step, so Monitor's CSV counts the episodes that ended this way.
+
+    :param env: A MuJoCo env (``env.unwrapped.data`` is its ``mujoco.MjData``).
+    :param max_qvel: The largest plausible joint speed (any joint, in its own units).
+    """
+
+    def __init__(self, env: gym.Env, max_qvel: float = 1e3):
+        super().__init__(env)
+        if max_qvel <= 0:
+            raise ValueError(f"max_qvel must be positive, got {max_qvel}")
+        self.max_qvel = float(max_qvel)
+        import mujoco  # an env with MjData has mujoco installed
+
+        self._warnings = [
+            int(w)
+            for w in (
+                mujoco.mjtWarning.mjWARN_BADQPOS,
+                mujoco.mjtWarning.mjWARN_BADQVEL,
+                mujoco.mjtWarning.mjWARN_BADQACC,
+            )
+        ]
+
+    @property
+    def _data(self) -> Any:
+        return self.env.unwrapped.data  # type: ignore[attr-defined]
+
+    def _instabilities(self) -> int:
+        """MuJoCo's count of bad positions, velocities and accelerations since the data was last reset."""
+        return sum(int(self._data.warning[w].number) for w in self._warnings)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        before = self._instabilities()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        qpos, qvel = self._data.qpos, self._data.qvel
+        diverged = (
+            self._instabilities() > before
+            or not (np.isfinite(qpos).all() and np.isfinite(qvel).all())
+            or bool(np.abs(qvel).max(initial=0.0) > self.max_qvel)
+        )
+        info[DIVERGED] = diverged
+        if diverged:
+            return obs, 0.0, True, truncated, info
+        return obs, reward, terminated, truncated, info
+
+
+def _wraps(env: gym.Env, wrapper: type[gym.Wrapper]) -> bool:
+    """Whether ``wrapper`` is in ``env``'s chain of wrappers."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, wrapper):
+            return True
+        env = env.env
+    return False
+
+
+def is_mujoco_env(env: gym.Env) -> bool:
+    """Whether ``env`` simulates with MuJoCo (its unwrapped env holds a ``mujoco.MjData`` as ``data``)."""
+    data = getattr(env.unwrapped, "data", None)
+    return type(data).__name__ == "MjData" and type(data).__module__.startswith("mujoco")
+
+
 class RewardWeights(gym.Wrapper):
     """Replace a MyoSuite env's reward by a weighted sum of its reward terms, with the paper's extra terms.
 
@@ -139,6 +217,8 @@ class RewardWeights(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(action)
+        if info.get(DIVERGED, False):  # the terms of a diverged state are not the task's (see SimulationGuard)
+            return obs, 0.0, terminated, truncated, info
         terms = {k: float(np.asarray(v).squeeze()) for k, v in info["rwd_dict"].items()}
         values = dict(terms)
         values.update({f"{k}_diff": terms[k] - self._previous[k] for k in terms})
@@ -152,7 +232,8 @@ class EpisodeEnergy(gym.Wrapper):
     """Accumulate per-step energy and report the episode means (and success) in ``info`` at the episode's end.
 
     Keys (see the module docstring): ``ep_effort`` and ``ep_act_sq`` when the model has activation states
-    (MyoSuite), ``ep_action_sq`` always, ``is_success`` when the env reports ``solved``.
+    (MyoSuite), ``ep_action_sq`` always, ``is_success`` when the env reports ``solved``, ``diverged`` when a
+    ``SimulationGuard`` is below.
     """
 
     def __init__(self, env: gym.Env):
@@ -162,13 +243,15 @@ class EpisodeEnergy(gym.Wrapper):
         self._low, self._high = env.action_space.low, env.action_space.high
         self._activations = _activation_reader(env)
         self.has_muscles = self._activations is not None
+        self.guarded = _wraps(env, SimulationGuard)
         self._sums = np.zeros(3)
         self._steps = 0
 
     @property
     def info_keywords(self) -> tuple[str, ...]:
         """The episode-level keys this wrapper reports, for SB3's ``Monitor(info_keywords=...)``."""
-        return (EFFORT, ACT_SQ, ACTION_SQ, SUCCESS) if self.has_muscles else (ACTION_SQ,)
+        keys = (EFFORT, ACT_SQ, ACTION_SQ, SUCCESS) if self.has_muscles else (ACTION_SQ,)
+        return (*keys, DIVERGED) if self.guarded else keys
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._sums[:] = 0.0
@@ -200,7 +283,8 @@ def make_env(
     reward_weights: dict[str, float] | None = None,
     render_mode: str | None = None,
 ) -> EpisodeEnergy:
-    """One env with the experiment wrappers (without Monitor, which SB3's ``make_vec_env`` adds).
+    """One env with the experiment wrappers (without Monitor, which SB3's ``make_vec_env`` adds); a MuJoCo env
+    gets a ``SimulationGuard`` (a diverged step ends the episode with reward 0).
 
     :param env_id: A gymnasium id (MyoSuite ids are registered on demand).
     :param env_kwargs: Keywords for the env's constructor (e.g. MyoSuite's goal ranges).
@@ -215,6 +299,8 @@ def make_env(
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     env = gym.make(env_id, **kwargs)
+    if is_mujoco_env(env):
+        env = SimulationGuard(env)
     if reward_weights:
         env = RewardWeights(env, reward_weights)
     return EpisodeEnergy(env)
