@@ -96,19 +96,19 @@ class SimulationGuard(gym.Wrapper):
     """End the episode, with reward 0, on a step where the MuJoCo simulation diverged.
 
     Contacts of a hand with a free object (the MyoSuite pen and die) sometimes blow up: within one control step
-    the object reaches thousands to millions of m/s. Two things then happen, neither of them the task:
+    the object reaches speeds of 1e3 to 1e7 (m/s or rad/s). Two things then happen, neither of them the task:
 
     - MuJoCo notices only once an acceleration exceeds 1e10; it warns (``mjWARN_BADQACC``) and resets the state
       to ``qpos0``. MyoSuite ends the episode then, but its reward terms compare the reset state with the last one.
     - Before that, the step's state is finite but absurd: a pen 37 km from the hand gave ``pos_align_diff`` a
-      reward of −3.7M, which then dominates the episode's return and, through VecNormalize's running variance of
-      returns, scales every later reward of the run down (by 200× in the run where this was found).
+      reward of about −3.7M, which then dominates the episode's return and, through VecNormalize's running
+      variance of returns, scales every later reward of the run down (about 200× in the run where it was found).
 
     A step diverged if MuJoCo's instability counters rose during it, or the state is not finite, or some joint
-    speed exceeds ``max_qvel`` (rad/s or m/s; under a trained pen policy 99.9% of steps have every hand joint below
-    13 rad/s, while the blow-ups reach 1e3 to 1e7). Such a
-    step returns ``terminated=True`` and reward 0 (nothing of the task happened on it); ``info["diverged"]`` says
-    which steps these were, every step, so Monitor's CSV counts the episodes that ended this way.
+    speed exceeds ``max_qvel`` (rad/s or m/s; under a trained pen policy every hand joint stays below 13.1 rad/s in
+    99.9% of steps). Such a step returns ``terminated=True`` and reward 0 (nothing of the task happened on it);
+    ``info["diverged"]`` says which steps these were, every step, so Monitor's CSV counts the episodes that ended
+    this way.
 
     :param env: A MuJoCo env (``env.unwrapped.data`` is its ``mujoco.MjData``).
     :param max_qvel: The largest plausible joint speed (any joint, in its own units).
