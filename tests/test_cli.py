@@ -161,6 +161,12 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     assert not (run_dir / "summary.yml").exists(), "the run finished before it was killed: raise its budget"
     # The killed run's lock file still names it; the kernel released its lock, so the resume is not blocked.
     assert (run_dir / "writer.lock").read_text().startswith(f"pid {proc.pid} on ")
+    # As a run begun by sb3-lattice 0.1.0 has them: monitor CSVs without the `diverged` column; the resume keeps
+    # their columns (SB3's Monitor appends rows under the existing header), so SB3's load_results still reads them.
+    for monitor in run_dir.glob("*.monitor.csv"):
+        lines = monitor.read_text().splitlines(keepends=True)
+        assert lines[1].rstrip("\n").split(",")[-1] == "diverged"
+        monitor.write_text("".join([lines[0], *(line.rsplit(",", 1)[0] + "\n" for line in lines[1:])]))
     progress_before = (run_dir / "progress.csv").read_text()
     monitor_before = (run_dir / "0.monitor.csv").read_text()
     evaluations_before = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
@@ -191,6 +197,11 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
         row.split(",") for row in progress_rows
     ]
     assert (run_dir / "0.monitor.csv").read_text().startswith(monitor_before)
+    from stable_baselines3.common.monitor import load_results
+
+    episodes = load_results(str(run_dir))
+    assert "diverged" not in episodes.columns and episodes["ep_effort"].notna().all()
+    assert len(episodes) > len(monitor_before.splitlines()) - 2  # the resumed part's episodes are there too
     # The replay buffer and the normalisation statistics continued from the checkpoint (not from empty).
     from stable_baselines3.common.save_util import load_from_pkl
 

@@ -355,6 +355,15 @@ class RunDir:
 
     # -- checkpoints and models ---------------------------------------------------------------------------------
 
+    def monitor_columns(self) -> list[str] | None:
+        """The columns of the training monitor CSV (worker 0's; all workers share them), or None before it exists.
+
+        SB3's Monitor appends rows to a resumed run's file without rewriting its header, so a resume must record
+        the columns the run began with (a run of an older version may lack one that is recorded now)."""
+        path = self / "0.monitor.csv"
+        lines = path.read_text().splitlines()[:2] if path.is_file() else []
+        return lines[1].split(",") if len(lines) == 2 else None
+
     def checkpoint(self, steps: int, kind: str = "") -> Path:
         """A checkpoint file: the model (``kind=""``), ``vecnormalize_`` or ``replay_buffer_`` (SB3's names)."""
         extension = "zip" if kind == "" else "pkl"

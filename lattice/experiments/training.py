@@ -268,6 +268,9 @@ def _build(
     start_steps = 0 if resume_from is None else resume_from[0]
     wandb_run = start_wandb(run, config, wandb_project, wandb_entity) if wandb_project else None
     info_keywords = env_info_keywords(config)
+    columns = run.monitor_columns() if resuming else None
+    if columns is not None:  # a run begun by an older version keeps its monitor CSVs' columns
+        info_keywords = tuple(key for key in info_keywords if key in columns)
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
     venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run.path, info_keywords, resuming)
     try:
