@@ -167,6 +167,7 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
         lines = monitor.read_text().splitlines(keepends=True)
         assert lines[1].rstrip("\n").split(",")[-1] == "diverged"
         monitor.write_text("".join([lines[0], *(line.rsplit(",", 1)[0] + "\n" for line in lines[1:])]))
+    episodes_before = sum(len(m.read_text().splitlines()) - 2 for m in run_dir.glob("*.monitor.csv"))
     progress_before = (run_dir / "progress.csv").read_text()
     monitor_before = (run_dir / "0.monitor.csv").read_text()
     evaluations_before = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
@@ -201,7 +202,7 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
 
     episodes = load_results(str(run_dir))
     assert "diverged" not in episodes.columns and episodes["ep_effort"].notna().all()
-    assert len(episodes) > len(monitor_before.splitlines()) - 2  # the resumed part's episodes are there too
+    assert len(episodes) > episodes_before  # the resumed part's episodes are there too
     # The replay buffer and the normalisation statistics continued from the checkpoint (not from empty).
     from stable_baselines3.common.save_util import load_from_pkl
 
