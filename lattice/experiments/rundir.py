@@ -358,8 +358,8 @@ class RunDir:
     def monitor_columns(self) -> list[str] | None:
         """The columns of the training monitor CSV (worker 0's; all workers share them), or None before it exists.
 
-        SB3's Monitor appends rows to a resumed run's file without rewriting its header, so a resume must record
-        the columns the run began with (a run of an older version may lack one that is recorded now)."""
+        SB3's Monitor appends rows to a resumed run's file without rewriting its header, so a resume keeps the
+        columns the run began with (a run of an older version may lack one that is recorded now)."""
         path = self / "0.monitor.csv"
         lines = path.read_text().splitlines()[:2] if path.is_file() else []
         return lines[1].split(",") if len(lines) == 2 else None
