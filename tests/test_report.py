@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from stable_baselines3.common.monitor import Monitor
 
 from lattice.experiments.config import load_yaml
 from lattice.experiments.report import comparison_table, interval, last_evaluations
 from tests.test_cli import RENDER, ROOT, tiny_run_args
+from tests.test_envs import _pen, _spin_the_pen
 
 PLOT = str(ROOT / "experiments" / "plot.py")
 
@@ -337,3 +339,39 @@ def test_energy_at_matched_success_pools_every_evaluation_by_its_success_rate(ru
     assert got == {key: (pytest.approx(np.mean(values)), len(values)) for key, values in expected.items()}
     assert "by success rate" in (out / "final.md").read_text()
     assert (out / "myoElbowPose1D6MRandom-v0_energy_vs_performance.png").stat().st_size > 10_000
+
+
+def test_diverged_is_each_runs_fraction_of_training_episodes_the_guard_ended(runs, tmp_path):
+    """The ``diverged`` column: per run, the fraction of its training episodes (every monitor CSV) that
+    SimulationGuard ended. The two Lattice runs' monitor files are replaced by real ones from the guarded pen env,
+    through SB3's Monitor: 2 episodes in one run, 3 in the other, one of which diverges (its pen spun off)."""
+    logs = tmp_path / "logs"
+    shutil.copytree(runs, logs)
+    lattice_runs = sorted(d for d in (logs / "ppo").iterdir() if "noise: lattice\n" in (d / "config.yml").read_text())
+    assert len(lattice_runs) == 2
+    flags = []
+    for run_dir, spins in zip(lattice_runs, ([False, False], [False, True, False]), strict=True):
+        for old in run_dir.glob("*.monitor.csv"):
+            old.unlink()
+        env = _pen(guarded=True)
+        monitored = Monitor(env, str(run_dir / "0"), info_keywords=env.info_keywords)
+        for spin in spins:
+            if spin:
+                _spin_the_pen(monitored, 2e3)
+            else:
+                monitored.reset(seed=0)
+                done = False
+                while not done:
+                    _, _, terminated, truncated, _ = monitored.step(np.zeros(env.action_space.shape, np.float32))
+                    done = terminated or truncated
+        monitored.close()
+        episodes = pd.read_csv(run_dir / "0.monitor.csv", skiprows=1)
+        assert episodes["diverged"].tolist() == spins  # one row per episode, flagged as played
+        flags.append(np.mean(spins))
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(logs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "final.csv").set_index("noise")
+    assert table.loc["lattice", "diverged"] == pytest.approx(np.mean(flags))  # (0 + 1/3) / 2
+    assert table.loc["isotropic", "diverged"] == 0.0  # the elbow runs' own monitor files: nothing diverged
+    assert "diverged (mean, 95% CI)" in (out / "final.md").read_text()

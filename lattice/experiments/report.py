@@ -20,8 +20,9 @@ import pandas as pd
 import scipy.stats
 import yaml
 from matplotlib.figure import Figure  # figures drawn straight to files: no pyplot, no process-wide backend
+from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
 
-from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT
+from lattice.envs import ACT_SQ, ACTION_SQ, DIVERGED, EFFORT
 from lattice.experiments import rundir
 from lattice.experiments.config import ConfigError
 from lattice.experiments.rundir import RunDir
@@ -115,6 +116,10 @@ UPDATE_METRICS = {  # column → (progress.csv key, label)
     "clip_fraction": ("train/clip_fraction", "clip fraction per update (run median)"),
 }
 
+# Per-run statistics besides the evaluations, each one value per run: the update sizes, and how often the
+# simulation diverged in training (``diverged_fraction``).
+RUN_STATISTICS = (*UPDATE_METRICS, DIVERGED)
+
 # Config keys that name a group rather than tell apart settings within one (env_kwargs: label_tasks's job).
 IDENTITY_KEYS = ("env", "algo", "noise", "seed", "env_kwargs", "device")
 SHORT_NAMES = {"noise_period": "T"}  # the paper's notation in setting labels
@@ -129,6 +134,22 @@ def update_sizes(run_dir: Path) -> dict[str, float]:
         if not rows.empty:
             sizes[column] = float(rows[key].median())
     return sizes
+
+
+def diverged_fraction(run_dir: Path) -> float | None:
+    """The fraction of a run's training episodes that ``SimulationGuard`` ended because the simulation diverged
+    (the ``diverged`` column of its monitor CSVs), or None when the run did not record it (no guard, or a run
+    begun before the column existed).
+
+    Every episode the run's envs played counts, including any played after its last checkpoint before a resume.
+    """
+    try:
+        episodes = load_results(str(run_dir))
+    except LoadMonitorResultsError:  # no monitor file
+        return None
+    if DIVERGED not in episodes or episodes.empty:
+        return None
+    return float(episodes[DIVERGED].astype(bool).mean())
 
 
 def _flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -166,6 +187,9 @@ def run_evaluations(run_dir: Path) -> pd.DataFrame:
             frame[column] = np.mean(np.asarray(data[key], dtype=np.float64), axis=1)
     for column, value in update_sizes(run_dir).items():
         frame[column] = value
+    diverged = diverged_fraction(run_dir)
+    if diverged is not None:
+        frame[DIVERGED] = diverged
     for key in ("env", "algo", "noise", "seed"):
         frame[key] = config[key]
     frame["env_kwargs"] = yaml.safe_dump(config.get("env_kwargs") or {}, default_flow_style=True).strip()
@@ -246,12 +270,12 @@ def last_evaluations(evaluations: pd.DataFrame) -> pd.DataFrame:
 
 def final_table(finals: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
     """Per env × algo × noise: each metric at the runs' last evaluations (``last_evaluations``), and each run's
-    median update size (``UPDATE_METRICS``), across seeds, with 95% intervals."""
+    own statistics (``RUN_STATISTICS``), across seeds, with 95% intervals."""
     rows = []
     for (env, algo, noise), group in finals.groupby(["env", "algo", "noise"], sort=True):
         row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "seeds": len(group)}
         row["timesteps"] = int(group["timesteps"].min())
-        for column in (*METRICS, *UPDATE_METRICS):
+        for column in (*METRICS, *RUN_STATISTICS):
             if column in group and group[column].notna().all():
                 row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(group[column].to_numpy(), statistic)
         rows.append(row)
@@ -325,7 +349,7 @@ def markdown_comparison(comparison: pd.DataFrame, statistic: str = "mean") -> st
 
 def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
     """The final-value table as markdown: ``estimate [low, high]`` per metric, the number of seeds."""
-    columns = [c for c in (*METRICS, *UPDATE_METRICS) if c in table]
+    columns = [c for c in (*METRICS, *RUN_STATISTICS) if c in table]
     header = ["env", "algo", "noise", "seeds", "steps", *[f"{c} ({statistic}, 95% CI)" for c in columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
