@@ -1,5 +1,6 @@
 """A run folder under attack, through the CLI with real processes: a second writer while the run trains, SIGTERM,
-a config.yml edited before a resume, damaged checkpoints, and a PPO run whose updates diverge."""
+a config.yml edited before a resume, damaged checkpoints, and a PPO run whose updates diverge; and, in this
+process, a stop signal that arrives while a finalizer runs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 
-from lattice.experiments.config import load_yaml
+from lattice.experiments.config import load_yaml, resolve_config
+from lattice.experiments.process import pending_stop, stop_signals_as_interrupt
 from lattice.experiments.rundir import RunDir
+from lattice.experiments.training import RunStopped, start_run
 from tests.test_cli import RUN, cli, only_run_dir
 
 STEPS = 16384
@@ -151,3 +157,66 @@ def test_sigterm_to_the_whole_process_group_with_env_workers(tmp_path):
     assert f"terminated by SIGTERM: continue from the last checkpoint with  lattice-train --resume {run_dir}" in stdout
     assert "terminated by SIGTERM" in (run_dir / "error.txt").read_text().splitlines()[0]
     assert "Traceback" not in stderr  # no env worker died of the signal
+
+
+class _SignalsWhenCollected:
+    """An object whose finalizer sends this process a signal and runs on: Python runs the signal's handler inside
+    the finalizer and discards the exception it raises, as when a signal arrives during a garbage collection."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.signum)
+        for _ in range(100):  # bytecodes after the signal: the handler runs between two of them
+            pass
+
+
+class _SignalInAFinalizer(BaseCallback):
+    """After the run's first evaluation, one signal sent from inside a finalizer."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+        self.sent_at: int | None = None
+        self.went_on = False
+
+    def _on_step(self) -> bool:
+        if self.sent_at is None:
+            self.sent_at = self.num_timesteps
+            _SignalsWhenCollected(self.signum)  # dropped at once: its finalizer runs here
+            self.went_on = True  # the handler's exception did not get here
+        return True
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the discarded exception
+@pytest.mark.parametrize(
+    "signum, why, exit_code",
+    [(signal.SIGINT, "interrupted (Ctrl-C)", 130), (signal.SIGTERM, "terminated by SIGTERM", 143)],
+)
+def test_a_stop_signal_that_arrives_in_a_finalizer_still_stops_the_run(tmp_path, signum, why, exit_code):
+    """Python discards an exception raised in a finalizer, so a Ctrl-C or SIGTERM that arrives while one runs would
+    be lost and the run train on to its end; the run stops at the next step instead, as on any other stop."""
+    assert threading.current_thread() is threading.main_thread(), "signal handlers run in the main thread only"
+    config = resolve_config(
+        "ppo",
+        "lattice",
+        "elbow",
+        overrides=dict(timesteps=4096, n_envs=1, eval_freq=256, eval_episodes=1, save_freq=64),
+        hyperparams=["n_steps=64", "batch_size=32", "max_episode_steps=20"],
+    )
+    sender = _SignalInAFinalizer(signum)
+    with stop_signals_as_interrupt(), pytest.raises(RunStopped) as stopped:
+        start_run(config, tmp_path / "logs", after_eval=sender)
+    assert sender.went_on  # the signal's exception was discarded where the handler raised it
+    assert pending_stop() is None  # forgotten outside the block
+    assert (stopped.value.why, stopped.value.exit_code) == (why, exit_code)
+    run = RunDir(stopped.value.run_dir)
+    assert not (run / "summary.yml").exists()
+    # The signal came at step 256, the end of a rollout (n_steps 64); the run stopped inside the next rollout (a
+    # checkpoint every rollout: a later stop would have left one at 320) and saved its first step to resume from.
+    assert sender.sent_at == 256
+    assert run.checkpoint_step_counts() == [64, 128, 192, 256]
+    error = (run / "error.txt").read_text().splitlines()
+    assert error[0] == f"stopped at 256 steps: {why}; a checkpoint was saved at 256 steps"
+    assert error[1] == f"Resume from the checkpoint at 256 steps with: lattice-train --resume {run.path}"

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from lattice.envs import ENERGY_KEYS, SUCCESS
 from lattice.experiments import rundir
+from lattice.experiments.process import pending_stop
 from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
 
 KEPT_REPLAY_BUFFERS = 2  # the newest checkpoint's, and the one before it in case the newest cannot be read
@@ -332,6 +333,17 @@ class RunCheckpointCallback(CheckpointCallback):
         buffers = Path(self.save_path).glob(f"{rundir.CHECKPOINT_PREFIX}_replay_buffer_*_steps.pkl")
         for old in sorted(buffers, key=rundir.checkpoint_steps)[:-KEPT_REPLAY_BUFFERS]:
             old.unlink()
+
+
+class StopSignalCallback(BaseCallback):
+    """Raise, at the next step, a Ctrl-C or SIGTERM whose exception Python discarded because it arrived while a
+    finalizer ran (see ``lattice.experiments.process.stop_signals_as_interrupt``): the run stops as it would have."""
+
+    def _on_step(self) -> bool:
+        stop = pending_stop()
+        if stop is not None:
+            raise stop
+        return True
 
 
 class UpdateSizeCallback(BaseCallback):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lattice.experiments.process import Terminated, configure_process, sigterm_as_interrupt
+from lattice.experiments.process import Terminated, configure_process, stop_signals_as_interrupt
 
 try:
     from lattice.experiments.config import CONFIG_DIR, ConfigError
@@ -107,7 +107,7 @@ def train_main(argv: list[str] | None = None) -> int:
         video=args.video,
     )
     try:
-        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
+        with stop_signals_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
             run_dir, summary = _train_or_resume(args, train_kwargs)
     except ConfigError as e:
         return _fail(str(e))

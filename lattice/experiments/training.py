@@ -35,6 +35,7 @@ from lattice.experiments.callbacks import (
     EnergyEvalCallback,
     EpisodeEnergyCallback,
     RunCheckpointCallback,
+    StopSignalCallback,
     UpdateSizeCallback,
 )
 from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, check_device, task_env, validate
@@ -332,12 +333,13 @@ def _load_checkpoint(config: dict[str, Any], venv: VecEnv, checkpoint: tuple[int
 def _learn(session: _Session, progress_bar: bool) -> float:
     """SB3's ``learn`` to the run's total; returns the seconds it took.
 
-    Ctrl-C and SIGTERM (``lattice.experiments.process.sigterm_as_interrupt``) save a checkpoint (where one is a
+    Ctrl-C and SIGTERM (``lattice.experiments.process.stop_signals_as_interrupt``) save a checkpoint (where one is a
     state of the uninterrupted run), write ``error.txt`` and raise ``RunStopped``; any other error is recorded in
     ``error.txt`` and raised on."""
     model, config = session.model, session.config
     callbacks = CallbackList(
         [
+            StopSignalCallback(),  # a stop whose exception a finalizer swallowed
             EpisodicNoiseCallback(),  # a new colored-noise sequence per episode (no-op for the other noises)
             EpisodeEnergyCallback(),
             UpdateSizeCallback(),
