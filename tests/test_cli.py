@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch as th
 import yaml
+from stable_baselines3.common.monitor import load_results
 from stable_baselines3.common.save_util import load_from_zip_file
 
 from lattice.experiments.config import load_yaml, resolve_config
@@ -198,8 +199,6 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
         row.split(",") for row in progress_rows
     ]
     assert (run_dir / "0.monitor.csv").read_text().startswith(monitor_before)
-    from stable_baselines3.common.monitor import load_results
-
     episodes = load_results(str(run_dir))
     assert "diverged" not in episodes.columns and episodes["ep_effort"].notna().all()
     assert len(episodes) > episodes_before  # the resumed part's episodes are there too

@@ -361,8 +361,12 @@ class RunDir:
         SB3's Monitor appends rows to a resumed run's file without rewriting its header, so a resume keeps the
         columns the run began with (a run of an older version may lack one that is recorded now)."""
         path = self / "0.monitor.csv"
-        lines = path.read_text().splitlines()[:2] if path.is_file() else []
-        return lines[1].split(",") if len(lines) == 2 else None
+        if not path.is_file():
+            return None
+        with path.open() as f:  # the header only: the file holds every episode of the run
+            f.readline()  # SB3's JSON line (t_start, env_id)
+            columns = f.readline().rstrip("\n")
+        return columns.split(",") if columns else None
 
     def checkpoint(self, steps: int, kind: str = "") -> Path:
         """A checkpoint file: the model (``kind=""``), ``vecnormalize_`` or ``replay_buffer_`` (SB3's names)."""
