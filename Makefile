@@ -47,8 +47,8 @@ ANT_ARGS ?= --algo sac --noise lattice --env ant -n 30000 --n-envs 4 --eval-freq
 run-ant: install
 	$(PY) experiments/run.py $(ANT_ARGS)
 
-# videos/: early and best Lattice-PPO policies on the hand tasks, from the hand sweep's runs (configs/sweeps/hand.yaml;
-# a run not there yet is trained first, into the sweep's folder).
+# videos/: early and best Lattice-PPO policies on the hand tasks, from the hand sweeps' runs
+# (configs/sweeps/hand_reorient.yaml and hand_pen.yaml; a run not there yet is trained first, into its sweep's folder).
 videos: install
 	$(PY) experiments/videos.py
 

@@ -1,12 +1,14 @@
-"""``make videos``: the README's gallery, rendered from the hand sweep's runs (``configs/sweeps/hand.yaml``).
+"""``make videos``: the README's gallery, rendered from the hand sweeps' runs (``configs/sweeps/hand_reorient.yaml``
+and ``configs/sweeps/hand_pen.yaml``).
 
-For each task of the sweep, its Lattice trial (T = 4, seed 0 by default) is rendered twice with the package's own
+For each task of the sweeps, its Lattice trial (T = 4, seed 0 by default) is rendered twice with the package's own
 renderer: early in training (its first checkpoint) and its best evaluated policy. Each gives an MP4 in ``videos/``
 and a strip of frames (PNG, early above best) that the README shows inline. A trial that has not finished in
 ``<log dir>/<sweep>/trials/`` is trained first, exactly as ``lattice-sweep`` would (the same folder, so the sweep
 later skips it).
 
-    python experiments/videos.py                         # videos/ from logs/sweeps/hand
+    python experiments/videos.py                         # videos/ from logs/sweeps/hand_reorient and hand_pen
+    python experiments/videos.py --sweep configs/sweeps/hand_reorient.yaml     # the reorient videos only
     python experiments/videos.py --sweep configs/sweeps/tiny.yaml --out /tmp/videos --episodes 1
 
 Bad input exits with code 2 and writes nothing.
@@ -46,6 +48,26 @@ def chosen_trials(sweep: dict, base: Path, noise: str, noise_period: int, seed: 
     return chosen
 
 
+def chosen_across_sweeps(
+    sweep_files: list[Path], noise: str, noise_period: int, seed: int
+) -> list[tuple[str, str, dict, dict, Path]]:
+    """``(task, trial name, trial config, sweep, sweep file)`` for each task of the sweeps.
+
+    Two sweeps with the same task would write the same video files, so that is refused.
+    """
+    picked: dict[str, tuple[str, str, dict, dict, Path]] = {}
+    for sweep_file in sweep_files:
+        sweep = load_yaml(sweep_file)
+        for task, (name, config) in chosen_trials(sweep, sweep_file.parent, noise, noise_period, seed).items():
+            if task in picked:
+                raise ConfigError(
+                    f"Two sweeps have the task {task} ({picked[task][4]} and {sweep_file}): their videos would "
+                    "overwrite each other; pass one of them with --sweep"
+                )
+            picked[task] = (task, name, config, sweep, sweep_file)
+    return list(picked.values())
+
+
 def strip(rows: list[list[np.ndarray]]) -> np.ndarray:
     """One image: a row per video, ``STRIP_FRAMES`` frames of each, evenly spaced from first to last."""
     picked = [[frames[i] for i in np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)] for frames in rows]
@@ -54,7 +76,13 @@ def strip(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sweep", type=Path, default=ROOT / "configs" / "sweeps" / "hand.yaml", help="the sweep file")
+    p.add_argument(
+        "--sweep",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "configs" / "sweeps" / f"hand_{task}.yaml" for task in ("reorient", "pen")],
+        help="the sweep files, one video pair per task (default: hand_reorient.yaml and hand_pen.yaml)",
+    )
     p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="where the sweep's folder is")
     p.add_argument("--out", type=Path, default=ROOT / "videos", help="output folder (default videos/)")
     p.add_argument("--noise", default="lattice")
@@ -69,15 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     from lattice.experiments.video import check_video_path, rollout_frames, write_video
 
     try:
-        sweep = load_yaml(args.sweep)
-        trials = chosen_trials(sweep, args.sweep.parent, args.noise, args.noise_period, args.seed)
+        trials = chosen_across_sweeps(args.sweep, args.noise, args.noise_period, args.seed)
         check_video_path(args.out / "probe.mp4")
     except (ConfigError, FileNotFoundError) as e:
         return _fail(str(e))
-    for task, (name, config) in trials.items():
+    for task, name, config, sweep, sweep_file in trials:
         run_dir = args.log_dir / sweep["name"] / "trials" / name
         if rundir.RunDir(run_dir).finished_summary() is None:
-            print(f"training {name} (as lattice-sweep --config {args.sweep} would), into {run_dir}", flush=True)
+            print(f"training {name} (as lattice-sweep --config {sweep_file} would), into {run_dir}", flush=True)
             run_trial(config, str(run_dir), str(args.log_dir / sweep["name"] / "output" / f"{name}.log"))
         early = str(rundir.RunDir(run_dir).checkpoint_step_counts()[0])
         rows = []

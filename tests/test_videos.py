@@ -45,8 +45,18 @@ def test_a_setting_the_sweep_does_not_have_exits_2_before_anything_is_written(tm
     assert not (tmp_path / "logs").exists() and not (tmp_path / "videos").exists()
 
 
+def test_two_sweeps_with_the_same_task_exit_2_before_anything_is_written(tmp_path):
+    # tiny.yaml twice: both have the elbow's Lattice trial, whose videos would land on the same files
+    args = ["--sweep", TINY_SWEEP, TINY_SWEEP, "--log-dir", str(tmp_path / "logs"), "--out", str(tmp_path / "videos")]
+    result = cli(VIDEOS, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Two sweeps have the task myoElbowPose1D6MRandom-v0 (")
+    assert "--sweep" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "videos").exists()
+
+
 def test_the_committed_videos_show_each_hand_task_early_and_best():
-    # videos/ as `make videos` left it from the hand sweep (configs/sweeps/hand.yaml): a scene in every video, and
+    # videos/ as `make videos` left it from the hand sweeps (configs/sweeps/hand_*.yaml): a scene in every video, and
     # the policy early in training moves the hand differently from the same run's best policy
     for task in ("myoHandReorient8-v0", "myoHandPenTwirlRandom-v0"):
         early, best = (frames_of(ROOT / "videos" / f"{task}_{label}.mp4") for label in ("early", "best"))
