@@ -2,10 +2,11 @@
 and ``configs/sweeps/hand_pen.yaml``).
 
 For each task of the sweeps, its Lattice trial (T = 4, seed 0 by default) is rendered twice with the package's own
-renderer: early in training (its first checkpoint) and its best evaluated policy. Each gives an MP4 in ``videos/``
-and a strip of frames (PNG, early above best) that the README shows inline. A trial that has not finished in
-``<log dir>/<sweep>/trials/`` is trained first, exactly as ``lattice-sweep`` would (the same folder, so the sweep
-later skips it).
+renderer: early in training (its first checkpoint) and its best evaluated policy after that (the checkpoint whose
+evaluation had the highest mean return: ``best_model.zip`` can be the first checkpoint itself when evaluations are
+noisy). Each gives an MP4 in ``videos/`` and a strip of frames (PNG, early above best) that the README shows
+inline. A trial that has not finished in ``<log dir>/<sweep>/trials/`` is trained first, exactly as
+``lattice-sweep`` would (the same folder, so the sweep later skips it).
 
     python experiments/videos.py                         # videos/ from logs/sweeps/hand_reorient and hand_pen
     python experiments/videos.py --sweep configs/sweeps/hand_reorient.yaml     # the reorient videos only
@@ -25,6 +26,7 @@ import numpy as np
 from lattice.experiments.cli import _fail
 from lattice.experiments.config import ConfigError, load_yaml
 from lattice.experiments.process import configure_process
+from lattice.experiments.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIP_FRAMES = 6  # frames per row of a strip, evenly spaced over the video
@@ -68,6 +70,19 @@ def chosen_across_sweeps(
     return list(picked.values())
 
 
+def early_and_best(run: RunDir) -> tuple[int, int]:
+    """Step counts of a run's first checkpoint and of the later checkpoint with the highest mean evaluation return."""
+    steps = run.checkpoint_step_counts()
+    evaluations = run.evaluations()
+    if not evaluations:
+        raise ConfigError(f"{run}: no evaluations.npz; the videos need a run with evaluations")
+    returns = dict(zip(evaluations["timesteps"].tolist(), evaluations["results"].mean(axis=1), strict=True))
+    later = [step for step in steps[1:] if step in returns]
+    if not later:
+        raise ConfigError(f"{run}: no evaluated checkpoint after the first ({steps}); set save_freq to eval_freq")
+    return steps[0], max(later, key=returns.__getitem__)
+
+
 def strip(rows: list[list[np.ndarray]]) -> np.ndarray:
     """One image: a row per video, ``STRIP_FRAMES`` frames of each, evenly spaced from first to last."""
     picked = [[frames[i] for i in np.linspace(0, len(frames) - 1, STRIP_FRAMES).round().astype(int)] for frames in rows]
@@ -92,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"))
     args = p.parse_args(argv)
     configure_process()
-    from lattice.experiments import rundir
+    from lattice.experiments.rundir import temporary
     from lattice.experiments.sweep import run_trial
     from lattice.experiments.video import check_video_path, rollout_frames, write_video
 
@@ -103,21 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     for task, name, config, sweep, sweep_file in trials:
         run_dir = args.log_dir / sweep["name"] / "trials" / name
-        if rundir.RunDir(run_dir).finished_summary() is None:
+        if RunDir(run_dir).finished_summary() is None:
             print(f"training {name} (as lattice-sweep --config {sweep_file} would), into {run_dir}", flush=True)
             run_trial(config, str(run_dir), str(args.log_dir / sweep["name"] / "output" / f"{name}.log"))
-        early = str(rundir.RunDir(run_dir).checkpoint_step_counts()[0])
+        try:
+            early, best = early_and_best(RunDir(run_dir))
+        except ConfigError as e:
+            return _fail(str(e))
         rows = []
-        for which, label in ((early, "early"), ("best", "best")):
-            frames, fps = rollout_frames(run_dir, which, args.episodes, size=tuple(args.size))
+        for which, label in ((early, "early"), (best, "best")):
+            frames, fps = rollout_frames(run_dir, str(which), args.episodes, size=tuple(args.size))
             out = write_video(frames, fps, args.out / f"{task}_{label}.mp4")
             print(f"{out}: {name}, model {which}, {len(frames)} frames at {fps:g} fps", flush=True)
             rows.append(frames)
         import imageio.v2 as imageio
 
         picture = args.out / f"{task}.png"
-        imageio.imwrite(rundir.temporary(picture), strip(rows))  # renamed into place, as the videos are
-        rundir.temporary(picture).replace(picture)
+        imageio.imwrite(temporary(picture), strip(rows))  # renamed into place, as the videos are
+        temporary(picture).replace(picture)
         print(f"{picture}: {STRIP_FRAMES} frames of the early (top) and best (bottom) policy", flush=True)
     return 0
 

@@ -31,7 +31,9 @@ def test_a_missing_trial_is_trained_as_the_sweep_would_then_rendered_early_and_b
         assert frames.shape == (20, 120, 160, 3) and frames.std() > 10
     strip = imageio.imread(tmp_path / "videos" / f"{task}.png")
     assert strip.shape[:2] == (2 * 120, 6 * 160)
-    assert f"model {run.checkpoint_step_counts()[0]}, 20 frames" in result.stdout
+    # early: the first checkpoint (64 steps); best: the best evaluated checkpoint after it (here the only one, 128)
+    assert run.checkpoint_step_counts() == [64, 128]
+    assert "model 64, 20 frames" in result.stdout and "model 128, 20 frames" in result.stdout
     # the trial now counts as finished for the sweep: a second call renders again without training
     result = cli(VIDEOS, *args, "--episodes", "1", "--size", "160", "120", cwd=tmp_path)
     assert result.returncode == 0 and "training" not in result.stdout
