@@ -26,7 +26,7 @@ import numpy as np
 from lattice.experiments.cli import _fail
 from lattice.experiments.config import ConfigError, load_yaml
 from lattice.experiments.process import configure_process
-from lattice.experiments.rundir import RunDir
+from lattice.experiments.rundir import RunDir, temporary
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIP_FRAMES = 6  # frames per row of a strip, evenly spaced over the video
@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"))
     args = p.parse_args(argv)
     configure_process()
-    from lattice.experiments.rundir import temporary
     from lattice.experiments.sweep import run_trial
     from lattice.experiments.video import check_video_path, rollout_frames, write_video
 
