@@ -375,3 +375,56 @@ def test_diverged_is_each_runs_fraction_of_training_episodes_the_guard_ended(run
     assert table.loc["lattice", "diverged"] == pytest.approx(np.mean(flags))  # (0 + 1/3) / 2
     assert table.loc["isotropic", "diverged"] == 0.0  # the elbow runs' own monitor files: nothing diverged
     assert "diverged (mean, 95% CI)" in (out / "final.md").read_text()
+
+
+@pytest.mark.parametrize("windows", [1, 2])
+def test_windows_are_each_runs_mean_over_its_evaluations_in_the_span_then_across_seeds(runs, tmp_path, windows):
+    """--windows N: the steps split into N equal spans ending at the last evaluation (the tiny runs evaluate at 64
+    and 128 steps: one span holds both, two spans one each); per span each run's mean, then the mean across its
+    seeds with the bootstrap interval of those per-run means."""
+    out = tmp_path / "report"
+    result = plot(str(runs), "--out", str(out), "--windows", str(windows))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "windows.csv")
+    for noise in ("isotropic", "lattice"):
+        per_run: dict[str, list[np.ndarray]] = {"return": [], "effort": [], "success": []}
+        with_success = np.zeros(windows, dtype=int)  # evaluations (of any run) in each span with a solved episode
+        for run_dir in (runs / "ppo").iterdir():
+            if load_yaml(run_dir / "config.yml")["noise"] != noise:
+                continue
+            data = np.load(run_dir / "evaluations.npz")
+            assert data["timesteps"].tolist() == [64, 128]
+            spans = [[0, 1]] if windows == 1 else [[0], [1]]  # evaluation indices in each span
+            for column, key in (("return", "results"), ("effort", "ep_effort"), ("success", "successes")):
+                means = data[key].mean(axis=1)
+                per_run[column].append(np.array([means[span].mean() for span in spans]))
+            with_success += [int((data["successes"].mean(axis=1)[span] > 0).sum()) for span in spans]
+        rows = table[table["noise"] == noise].sort_values("window")
+        assert rows["window"].tolist() == list(range(1, windows + 1))
+        assert rows["seeds"].tolist() == [2] * windows
+        assert rows["evaluations"].tolist() == [4 // windows] * windows
+        for column, values in per_run.items():
+            by_span = np.stack(values)  # runs × spans
+            assert rows[column].to_numpy() == pytest.approx(by_span.mean(axis=0)), column
+        for span, row in enumerate(rows.itertuples()):
+            values = np.stack(per_run["return"])[:, span]
+            if values[0] != values[1]:
+                ci = scipy.stats.bootstrap(
+                    (values,), np.mean, n_resamples=2000, method="percentile", random_state=0
+                ).confidence_interval
+                assert (row.return_low, row.return_high) == pytest.approx((ci.low, ci.high))
+        assert rows["with_success"].tolist() == with_success.tolist()
+    steps = "64-128" if windows == 1 else "128-128"
+    assert f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | {steps} | 2 | " in (out / "final.md").read_text()
+    assert "Learning-curve windows" in (out / "final.md").read_text()
+
+
+def test_a_negative_number_of_windows_exits_2_before_writing(runs, tmp_path):
+    result = plot(str(runs), "--out", str(tmp_path / "report"), "--windows", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --windows -1: the number of spans must be 0 (none) or a positive integer"
+    ]
+    assert not (tmp_path / "report").exists()
+    result = plot(str(runs), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0 and not (tmp_path / "report" / "windows.csv").exists()

@@ -272,14 +272,17 @@ intervals.
 Examples:
     lattice-plot logs/ppo --out reports/elbow
     lattice-plot logs/ppo/myoElbowPose1D6MRandom-v0_1 logs/ppo/myoElbowPose1D6MRandom-v0_2 --statistic iqm
+    lattice-plot logs/sweeps/hand_pen --out results/hand_pen --windows 2   # also the first and second half's means
 
 Writes into --out: <env>.png per environment (evaluation return, success and energy vs env steps, one line per
 algorithm x noise with a 95% bootstrap band across seeds; final values as bars with intervals), final.md (a
 markdown table: estimate [95% CI] per metric and the number of seeds, then each noise against --baseline: the
 difference in return and success, the relative change in energy, with 95% intervals), final.csv, comparison.csv
-and evaluations.csv. Only finished runs are reported; final.md lists the others (stopped by an error, or still
-running) with their last evaluation, and --unfinished reports them at it. Run folders that cannot be read (an
-emptied config.yml, a damaged evaluations.npz) are skipped and listed. Bad input exits with code 2.
+and evaluations.csv; with --windows N also windows.csv and its table in final.md (each run's mean over its
+evaluations in each of N equal spans of training, then across seeds with 95% intervals). Only finished runs are
+reported; final.md lists the others (stopped by an error, or still running) with their last evaluation, and
+--unfinished reports them at it. Run folders that cannot be read (an emptied config.yml, a damaged
+evaluations.npz) are skipped and listed. Bad input exits with code 2.
 """
 
 
@@ -296,17 +299,32 @@ def plot_main(argv: list[str] | None = None) -> int:
         help="noise the others are compared with (default isotropic; a noise given here must be among the runs)",
     )
     p.add_argument("--unfinished", action="store_true", help="also report unfinished runs, at their last evaluation")
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also tabulate the curves' means over N equal spans of training, in final.md and windows.csv (default 0)",
+    )
     args = p.parse_args(argv)
     configure_process()
     from lattice.experiments.report import write_report
 
+    if args.windows < 0:
+        return _fail(f"--windows {args.windows}: the number of spans must be 0 (none) or a positive integer")
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:
         return _fail(f"no such folder: {', '.join(missing)}")
     baseline = args.baseline or "isotropic"
     try:
         written = write_report(
-            args.paths, args.out, args.statistic, baseline, args.unfinished, baseline_required=args.baseline is not None
+            args.paths,
+            args.out,
+            args.statistic,
+            baseline,
+            args.unfinished,
+            baseline_required=args.baseline is not None,
+            windows=args.windows,
         )
     except (FileNotFoundError, ConfigError) as e:
         return _fail(str(e))

@@ -518,6 +518,66 @@ def plot_energy_vs_performance(evaluations: pd.DataFrame, out: Path) -> list[Pat
     return written
 
 
+WINDOWED = ("return", "success", "effort", "act_sq", "action_sq")  # metrics averaged over a window of the curve
+
+
+def window_table(evaluations: pd.DataFrame, windows: int, statistic: str = "mean") -> pd.DataFrame:
+    """The learning curves in ``windows`` spans of training: per env × algo × noise and span, each run's mean of
+    each metric over its evaluations in the span, then the statistic across seeds with a 95% interval, and how many
+    of the span's evaluations solved at least one episode.
+
+    Spans split each env's steps into equal parts ending at its last evaluation (``windows=2``: the first and the
+    second half of training). A trend read from window means rests on several evaluations per seed, where one
+    evaluation of a few episodes swings with a single solved episode.
+    """
+    rows = []
+    for env, by_env in evaluations.groupby("env", sort=True):
+        bounds = np.linspace(0, by_env["timesteps"].max(), windows + 1)
+        # Span i holds the evaluations at steps in (bounds[i], bounds[i + 1]]; an evaluation at step 0 joins the first.
+        span = np.clip(np.searchsorted(bounds, by_env["timesteps"].to_numpy(), side="left") - 1, 0, windows - 1)
+        for (algo, noise, index), group in by_env.groupby(["algo", "noise", span], sort=True):
+            row: dict[str, object] = {"env": env, "algo": algo, "noise": noise, "window": int(index) + 1}
+            row["first_step"], row["last_step"] = int(group["timesteps"].min()), int(group["timesteps"].max())
+            row["seeds"], row["evaluations"] = group["run"].nunique(), len(group)
+            per_run = group.groupby("run", sort=True)
+            for column in WINDOWED:
+                if column in group and group[column].notna().all():
+                    values = per_run[column].mean().to_numpy()
+                    row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(values, statistic)
+            if "success" in group and group["success"].notna().all():
+                row["with_success"] = int((group["success"] > 0).sum())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_windows(table: pd.DataFrame, statistic: str = "mean") -> str:
+    """The window table as markdown: a row per env × algo × noise × span, ``estimate [low, high]`` per metric."""
+    columns = [c for c in WINDOWED if c in table]
+    header = ["env", "algo", "noise", "steps", "seeds", *[f"{c} ({statistic}, 95% CI)" for c in columns]]
+    if "with_success" in table:
+        header.append("evaluations with success > 0")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        steps = f"{row['first_step']:,}-{row['last_step']:,}"
+        cells = [row["env"], row["algo"], row["noise"], steps, str(row["seeds"])]
+        for c in columns:
+            digits = 2 if c == "return" else 4
+            if pd.isna(row.get(c)):
+                cells.append("")
+            elif pd.isna(row[f"{c}_low"]):
+                cells.append(f"{row[c]:.{digits}f}")
+            else:
+                cells.append(f"{row[c]:.{digits}f} [{row[f'{c}_low']:.{digits}f}, {row[f'{c}_high']:.{digits}f}]")
+        if "with_success" in table:
+            cells.append("" if pd.isna(row["with_success"]) else f"{int(row['with_success'])} of {row['evaluations']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return (
+        "Learning-curve windows (each run's mean over its evaluations in the span of steps, then across seeds):\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
 def read_runs(runs: list[Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
     """The evaluations of every run that can be read (``run_evaluations``), and why each other one cannot (a
     ``config.yml`` emptied or cut short, a damaged ``evaluations.npz``): one bad folder does not stop a report."""
@@ -537,6 +597,7 @@ def write_report(
     baseline: str = "isotropic",
     unfinished: bool = False,
     baseline_required: bool = False,
+    windows: int = 0,
 ) -> list[Path]:
     """Find the run folders under ``paths``; write per-env figures, ``final.md``, ``final.csv``,
     ``comparison.csv`` and ``evaluations.csv`` into ``out``.
@@ -546,6 +607,8 @@ def write_report(
     ``unfinished=True`` includes them at their last evaluation (e.g. to look at a sweep in progress). Run folders
     that cannot be read are skipped and listed.
 
+    :param windows: Also write ``windows.csv`` and a table in ``final.md``: the curves' means over this many equal
+        spans of training (``window_table``); 0 for none.
     :param baseline_required: Raise ConfigError (naming the noises present) when no reported run has the
         ``baseline`` noise; otherwise ``final.md`` says that there is no comparison, and why.
     :raises FileNotFoundError: when no run can be reported.
@@ -591,6 +654,9 @@ def write_report(
         text += f"\nNo comparison: no run has the baseline noise {baseline!r} (present: {', '.join(noises)}).\n"
     if not energy.empty:
         text += "\n" + markdown_energy(energy)
+    spans = window_table(evaluations, windows, statistic) if windows else pd.DataFrame()
+    if not spans.empty:
+        text += "\n" + markdown_windows(spans, statistic)
     if not left_out.empty:
         text += f"\nLeft out (not {'evaluated' if unfinished else 'finished'}):\n\n" + "".join(
             f"- {Path(row.run).name}: "
@@ -608,4 +674,7 @@ def write_report(
     if not energy.empty:
         energy.to_csv(out / "energy_by_success.csv", index=False)
         tables.append(out / "energy_by_success.csv")
+    if not spans.empty:
+        spans.to_csv(out / "windows.csv", index=False)
+        tables.append(out / "windows.csv")
     return [*written, *tables]
