@@ -58,8 +58,8 @@ def test_two_sweeps_with_the_same_task_exit_2_before_anything_is_written(tmp_pat
 
 
 def test_the_committed_videos_show_each_hand_task_early_and_best():
-    # videos/ as `make videos` left it (reorient from hand_reorient.yaml, pen from hand.yaml until hand_pen.yaml has
-    # run): a scene in every video, and the policy early in training moves the hand differently from its best one
+    # videos/ as `make videos` left it (from hand_reorient.yaml and hand_pen.yaml): a scene in every video, and the
+    # policy early in training moves the hand differently from its best one
     for task in ("myoHandReorient8-v0", "myoHandPenTwirlRandom-v0"):
         early, best = (frames_of(ROOT / "videos" / f"{task}_{label}.mp4") for label in ("early", "best"))
         for frames in (early, best):
