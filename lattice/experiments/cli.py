@@ -310,8 +310,6 @@ def plot_main(argv: list[str] | None = None) -> int:
     configure_process()
     from lattice.experiments.report import write_report
 
-    if args.windows < 0:
-        return _fail(f"--windows {args.windows}: the number of spans must be 0 (none) or a positive integer")
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:
         return _fail(f"no such folder: {', '.join(missing)}")

@@ -518,9 +518,6 @@ def plot_energy_vs_performance(evaluations: pd.DataFrame, out: Path) -> list[Pat
     return written
 
 
-WINDOWED = ("return", "success", "effort", "act_sq", "action_sq")  # metrics averaged over a window of the curve
-
-
 def window_table(evaluations: pd.DataFrame, windows: int, statistic: str = "mean") -> pd.DataFrame:
     """The learning curves in ``windows`` spans of training: per env × algo × noise and span, each run's mean of
     each metric over its evaluations in the span, then the statistic across seeds with a 95% interval, and how many
@@ -540,7 +537,7 @@ def window_table(evaluations: pd.DataFrame, windows: int, statistic: str = "mean
             row["first_step"], row["last_step"] = int(group["timesteps"].min()), int(group["timesteps"].max())
             row["seeds"], row["evaluations"] = group["run"].nunique(), len(group)
             per_run = group.groupby("run", sort=True)
-            for column in WINDOWED:
+            for column in METRICS:
                 if column in group and group[column].notna().all():
                     values = per_run[column].mean().to_numpy()
                     row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(values, statistic)
@@ -552,7 +549,7 @@ def window_table(evaluations: pd.DataFrame, windows: int, statistic: str = "mean
 
 def markdown_windows(table: pd.DataFrame, statistic: str = "mean") -> str:
     """The window table as markdown: a row per env × algo × noise × span, ``estimate [low, high]`` per metric."""
-    columns = [c for c in WINDOWED if c in table]
+    columns = [c for c in METRICS if c in table]
     header = ["env", "algo", "noise", "steps", "seeds", *[f"{c} ({statistic}, 95% CI)" for c in columns]]
     if "with_success" in table:
         header.append("evaluations with success > 0")
@@ -608,11 +605,14 @@ def write_report(
     that cannot be read are skipped and listed.
 
     :param windows: Also write ``windows.csv`` and a table in ``final.md``: the curves' means over this many equal
-        spans of training (``window_table``); 0 for none.
+        spans of training (``window_table``); 0 for none, a negative number raises ConfigError before anything is
+        read or written.
     :param baseline_required: Raise ConfigError (naming the noises present) when no reported run has the
         ``baseline`` noise; otherwise ``final.md`` says that there is no comparison, and why.
     :raises FileNotFoundError: when no run can be reported.
     """
+    if windows < 0:
+        raise ConfigError(f"--windows {windows}: the number of spans must be 0 (none) or a positive integer")
     runs = find_runs(paths)
     if not runs:
         raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
