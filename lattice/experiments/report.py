@@ -347,6 +347,17 @@ def markdown_comparison(comparison: pd.DataFrame, statistic: str = "mean") -> st
     return "\n".join(lines) + "\n"
 
 
+def _estimate_cell(row: pd.Series, column: str) -> str:
+    """``estimate [low, high]`` of ``column`` in a table row (return to 2 decimals, the rest to 4); the estimate alone
+    without an interval, and an empty cell without a value."""
+    value = row.get(column)
+    if value is None or pd.isna(value):
+        return ""
+    digits = 2 if column == "return" else 4
+    low, high = row[f"{column}_low"], row[f"{column}_high"]
+    return f"{value:.{digits}f}" + ("" if pd.isna(low) else f" [{low:.{digits}f}, {high:.{digits}f}]")
+
+
 def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
     """The final-value table as markdown: ``estimate [low, high]`` per metric, the number of seeds."""
     columns = [c for c in (*METRICS, *RUN_STATISTICS) if c in table]
@@ -354,18 +365,7 @@ def markdown_table(table: pd.DataFrame, statistic: str = "mean") -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
         cells = [row["env"], row["algo"], row["noise"], str(row["seeds"]), f"{row['timesteps']:,}"]
-        for c in columns:
-            value = row.get(c)
-            if value is None or pd.isna(value):
-                cells.append("")
-            else:
-                digits = 2 if c == "return" else 4
-                ci = (
-                    ""
-                    if pd.isna(row[f"{c}_low"])
-                    else f" [{row[f'{c}_low']:.{digits}f}, {row[f'{c}_high']:.{digits}f}]"
-                )
-                cells.append(f"{value:.{digits}f}{ci}")
+        cells += [_estimate_cell(row, c) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -557,14 +557,7 @@ def markdown_windows(table: pd.DataFrame, statistic: str = "mean") -> str:
     for _, row in table.iterrows():
         steps = f"{row['first_step']:,}-{row['last_step']:,}"
         cells = [row["env"], row["algo"], row["noise"], steps, str(row["seeds"])]
-        for c in columns:
-            digits = 2 if c == "return" else 4
-            if pd.isna(row.get(c)):
-                cells.append("")
-            elif pd.isna(row[f"{c}_low"]):
-                cells.append(f"{row[c]:.{digits}f}")
-            else:
-                cells.append(f"{row[c]:.{digits}f} [{row[f'{c}_low']:.{digits}f}, {row[f'{c}_high']:.{digits}f}]")
+        cells += [_estimate_cell(row, c) for c in columns]
         if "with_success" in table:
             cells.append("" if pd.isna(row["with_success"]) else f"{int(row['with_success'])} of {row['evaluations']}")
         lines.append("| " + " | ".join(cells) + " |")
