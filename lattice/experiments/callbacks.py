@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ from lattice.experiments.process import pending_stop
 from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
 
 KEPT_REPLAY_BUFFERS = 2  # the newest checkpoint's, and the one before it in case the newest cannot be read
+
+
+class NonFiniteModel(RuntimeError):
+    """Training diverged: the model's weights (or its normalisation statistics) hold NaN or inf, so no checkpoint
+    of it is saved and the run stops (the error goes to ``error.txt``)."""
 
 
 @dataclass
@@ -246,6 +252,10 @@ class RunCheckpointCallback(CheckpointCallback):
     hundreds of MB), and a resume needs the newest, or the one before it when the newest checkpoint is damaged.
     File names are SB3's (``rl_model_<steps>_steps.zip``, ...).
 
+    A checkpoint file is never written over (``save`` raises ``FileExistsError``: a resume sets aside every
+    checkpoint after the one it continues from), and a model that holds NaN or inf is not saved: ``save`` raises
+    ``NonFiniteModel``, so the run stops and the newest checkpoint stays the last finite one.
+
     On-policy algorithms (PPO, RecurrentPPO) update once per rollout, after collecting it. A checkpoint taken
     inside a rollout would hold a policy that has not learnt from steps it already counts, and a run resumed from
     it would collect its rollouts off the uninterrupted run's grid (ending at a different step count). So they
@@ -301,14 +311,20 @@ class RunCheckpointCallback(CheckpointCallback):
         On-policy, that is a policy interrupted while collecting a rollout: it is saved at the rollout's first
         step (the rollout's steps are discarded), not one interrupted inside its update.
 
-        :return: the step count of the checkpoint written, or None
+        :return: the step count of the checkpoint written (or saved at that step before: the run's own, kept), or
+            None (none is a state of the uninterrupted run, or the model holds NaN or inf)
         """
         if self._between_rollouts:
             if self._collecting_from is None:
                 return None
             self.model.num_timesteps = self._collecting_from
         self.num_timesteps = self.model.num_timesteps
-        self.save()
+        if self.run.checkpoint(self.num_timesteps).exists():  # saved on the grid at this very step
+            return self.num_timesteps
+        try:
+            self.save()
+        except NonFiniteModel:
+            return None
         return self.num_timesteps
 
     def _checkpoint_path(self, checkpoint_type: str = "", extension: str = "") -> str:
@@ -316,23 +332,45 @@ class RunCheckpointCallback(CheckpointCallback):
         return str(self.run.checkpoint(self.num_timesteps, checkpoint_type))
 
     def save(self) -> None:
-        """Save a checkpoint at the current step count."""
-        Path(self.save_path).mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
+        """Save a checkpoint at the current step count.
+
+        :raises NonFiniteModel: the model's tensors or normalisation statistics hold NaN or inf (nothing is written).
+        :raises FileExistsError: a file of a checkpoint at this step count exists (nothing is written).
+        """
         vec_normalize = self.model.get_vec_normalize_env()
+        writers: dict[Path, Callable[[Path], Any]] = {}  # each file, and what writes it
         if vec_normalize is not None:
-            written.append(Path(self._checkpoint_path("vecnormalize_")))
-            vec_normalize.save(str(temporary(written[-1])))
+            writers[Path(self._checkpoint_path("vecnormalize_"))] = lambda path: vec_normalize.save(str(path))
         if isinstance(self.model, OffPolicyAlgorithm):
-            written.append(Path(self._checkpoint_path("replay_buffer_")))
-            self.model.save_replay_buffer(temporary(written[-1]))
-        written.append(Path(self._checkpoint_path()))
-        self.model.save(temporary(written[-1]))
-        for path in written:  # the model last
+            writers[Path(self._checkpoint_path("replay_buffer_"))] = self.model.save_replay_buffer
+        writers[Path(self._checkpoint_path())] = self.model.save  # the model: renamed into place last
+        self._check_finite()
+        existing = [path.name for path in writers if path.exists()]
+        if existing:
+            raise FileExistsError(f"{', '.join(existing)} in {self.save_path}: a checkpoint is never written over")
+        Path(self.save_path).mkdir(parents=True, exist_ok=True)
+        for path, write in writers.items():
+            write(temporary(path))
+        for path in writers:  # the model last
             os.replace(temporary(path), path)
         buffers = Path(self.save_path).glob(f"{rundir.CHECKPOINT_PREFIX}_replay_buffer_*_steps.pkl")
         for old in sorted(buffers, key=rundir.checkpoint_steps)[:-KEPT_REPLAY_BUFFERS]:
             old.unlink()
+
+    def _check_finite(self) -> None:
+        """Raise ``NonFiniteModel`` if the model's saved tensors (``get_parameters``: the policy's weights, the
+        optimizers' state) or its VecNormalize statistics hold NaN or inf, naming the first few."""
+        bad = rundir.non_finite(self.model.get_parameters())
+        vec_normalize = self.model.get_vec_normalize_env()
+        if vec_normalize is not None:
+            bad += rundir.non_finite(rundir.normalization_statistics(vec_normalize), "vecnormalize")
+        if bad:
+            saved = self.run.checkpoint_step_counts()
+            where = f"the checkpoint at {saved[-1]:,} steps" if saved else "the start (no checkpoint was saved)"
+            raise NonFiniteModel(
+                f"training diverged: the model holds NaN or inf at {self.num_timesteps:,} steps ({rundir.few(bad)}); "
+                f"no checkpoint was saved of it, so a resume continues from {where}"
+            )
 
 
 class StopSignalCallback(BaseCallback):

@@ -10,6 +10,9 @@ says what a run is (finished, stopped, or still going).
     best_model.zip  best_vecnormalize.pkl  best_model.yml    the best evaluated policy, and which evaluation it was
     checkpoints/rl_model_<steps>_steps.zip               (+ rl_model_vecnormalize_<steps>_steps.pkl, and for SAC
                                                             rl_model_replay_buffer_<steps>_steps.pkl: two newest)
+    checkpoints/<checkpoint file>.damaged                a checkpoint a resume set aside (all its files, kept for
+               <checkpoint file>.incomplete              inspection): a file could not be read, a file it needs
+               <checkpoint file>.nonfinite               was missing, or it held NaN or inf (see ``CheckpointChoice``)
     final_model.zip  vecnormalize.pkl                    at the end
     learning_curve.png  energy.png  summary.yml          at the end
     videos/                                              with --video, or lattice-render
@@ -29,6 +32,11 @@ One writer: a process that writes into a run folder (a run, its resume) holds th
 as it runs, and a second one is refused (``FolderInUse``) with a line naming the holder. Every checkpoint model
 carries the config it was trained with (``CONFIG_ATTRIBUTE``), so a resume can tell whether ``config.yml`` was
 edited since.
+
+A checkpoint is a unit: the model, its VecNormalize statistics (where the run normalises) and, off-policy, its
+replay buffer, all readable and finite, or it is not a checkpoint (``RunDir.choose_checkpoint``). A resume
+continues from the newest one; the files of newer step counts are set aside under the suffixes above, never
+written over or deleted.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib.metadata
+import io
 import json
 import os
+import pickle
 import pickletools
 import platform
 import shlex
@@ -48,6 +58,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +94,12 @@ WANDB_ID = "wandb_id.txt"
 WORKER = "worker.txt"
 LOCK = "writer.lock"
 CHECKPOINT_PREFIX = "rl_model"  # SB3's CheckpointCallback default, which rl-baselines3-zoo also uses
-DAMAGED = ".damaged"  # suffix of a checkpoint file that could not be read, set aside by a resume
+# Suffixes of the files of a checkpoint that a resume set aside (kept for inspection, no longer a checkpoint), by why.
+DAMAGED = ".damaged"  # one of its files cannot be read
+INCOMPLETE = ".incomplete"  # a file the run needs (VecNormalize statistics, replay buffer) is missing
+NONFINITE = ".nonfinite"  # its weights or normalisation statistics hold NaN or inf
+# The files of a checkpoint, by the ``kind`` of ``RunDir.checkpoint`` (SB3's names).
+CHECKPOINT_KINDS = {"model": "", "vecnormalize": "vecnormalize_", "replay_buffer": "replay_buffer_"}
 # The model attribute holding the resolved config a model was trained with: SB3's save() writes every attribute
 # of the model into the zip's JSON "data" (and load() restores it), so checkpoints and final models carry it.
 CONFIG_ATTRIBUTE = "run_config"
@@ -189,6 +205,61 @@ def damage(path: Path) -> str | None:
     except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError) as e:
         return f"{type(e).__name__}: {e}"
     return None
+
+
+def non_finite(tree: Any, name: str = "") -> list[str]:
+    """The dotted names of the floating-point tensors and arrays in ``tree`` (nested dicts and lists of them, as a
+    state dict or an optimizer's state is) that hold NaN or inf."""
+    if isinstance(tree, dict):
+        return [bad for key, value in tree.items() for bad in non_finite(value, f"{name}.{key}" if name else str(key))]
+    if isinstance(tree, (list, tuple)):
+        return [bad for i, value in enumerate(tree) for bad in non_finite(value, f"{name}.{i}" if name else str(i))]
+    if hasattr(tree, "is_floating_point"):  # a torch tensor (torch is not imported here: most tools never need it)
+        return [name] if tree.is_floating_point() and not bool(tree.isfinite().all()) else []
+    if isinstance(tree, np.ndarray) and tree.dtype.kind in "fc":
+        return [] if np.isfinite(tree).all() else [name]
+    return []
+
+
+def normalization_statistics(vec_normalize: Any) -> dict[str, Any]:
+    """A VecNormalize's running means and variances (observations, per key for dict observations; returns)."""
+
+    def moments(rms: Any) -> dict[str, Any]:
+        return {"mean": rms.mean, "var": rms.var}
+
+    obs = vec_normalize.obs_rms
+    return {
+        "obs_rms": {key: moments(rms) for key, rms in obs.items()} if isinstance(obs, dict) else moments(obs),
+        "ret_rms": moments(vec_normalize.ret_rms),
+    }
+
+
+def non_finite_in_file(path: Path) -> list[str]:
+    """``non_finite`` of a readable checkpoint file: a model ``.zip``'s saved tensors (each ``.pth`` in it: the
+    policy's weights, the optimizers' state; read as tensors only, without building the model), or the running
+    means and variances of a VecNormalize ``.pkl``. A replay buffer is not read (it may be gigabytes)."""
+    if path.suffix == ".zip":
+        import torch as th
+
+        with zipfile.ZipFile(path) as archive:
+            return [
+                bad
+                for name in archive.namelist()
+                if name.endswith(".pth")
+                for bad in non_finite(
+                    th.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True),
+                    name.removesuffix(".pth"),
+                )
+            ]
+    if path.name.startswith(f"{CHECKPOINT_PREFIX}_{CHECKPOINT_KINDS['vecnormalize']}"):
+        with path.open("rb") as f:
+            return non_finite(normalization_statistics(pickle.load(f)))
+    return []
+
+
+def few(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, and how many more there are."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def config_differences(recorded: dict[str, Any], trained: dict[str, Any]) -> list[str]:
@@ -377,44 +448,54 @@ class RunDir:
         """Step counts of the checkpoints whose model file exists, ascending."""
         return sorted(checkpoint_steps(p) for p in (self / CHECKPOINTS).glob(f"{CHECKPOINT_PREFIX}_*[0-9]_steps.zip"))
 
-    def complete_checkpoints(self, normalize: bool, replay_buffer: bool) -> list[tuple[int, dict[str, Path]]]:
-        """The checkpoints with all their files (model, and VecNormalize / replay buffer where used), newest first."""
-        found = []
-        for steps in reversed(self.checkpoint_step_counts()):
-            files = {"model": self.checkpoint(steps)}
-            if normalize:
-                files["vecnormalize"] = self.checkpoint(steps, "vecnormalize_")
-            if replay_buffer:
-                files["replay_buffer"] = self.checkpoint(steps, "replay_buffer_")
-            if all(p.exists() for p in files.values()):  # the model file is renamed into place last
-                found.append((steps, files))
-        return found
+    def checkpoint_files(self, steps: int) -> list[Path]:
+        """The files of the checkpoint at ``steps`` that exist (model, VecNormalize statistics, replay buffer)."""
+        paths = (self.checkpoint(steps, kind) for kind in CHECKPOINT_KINDS.values())
+        return [path for path in paths if path.exists()]
 
-    def usable_checkpoint(
-        self, normalize: bool, replay_buffer: bool, warn: Callable[[str], Any] = print
-    ) -> tuple[int, dict[str, Path]] | None:
-        """The newest complete checkpoint whose files can be read (``damage``). Unreadable files of newer checkpoints
-        are set aside as ``<name>.damaged`` (kept for inspection, no longer checkpoints), each with a line through
-        ``warn``.
+    def choose_checkpoint(self, normalize: bool, replay_buffer: bool) -> CheckpointChoice:
+        """The checkpoint to resume from: the newest usable one, and the newer ones that are not (``Unusable``).
 
-        :return: (steps, files), or None when the run has no checkpoint at all.
-        :raises ConfigError: when there are checkpoints but none can be read (then nothing is set aside).
+        Every step count with any checkpoint file is a checkpoint, newest first. One is usable when it has every
+        file the run needs (the model; VecNormalize statistics where it normalises; the replay buffer off-policy),
+        each can be read (``damage``), and the model's tensors and the VecNormalize statistics are finite
+        (``non_finite_in_file``). Only checkpoints newer than the one chosen are looked at. Nothing is written:
+        ``CheckpointChoice.set_aside`` moves the unusable ones aside.
+
+        :param normalize: The run normalises (its checkpoints need VecNormalize statistics).
+        :param replay_buffer: The algorithm is off-policy (its checkpoints need the replay buffer).
+        :return: The choice; its ``checkpoint`` is None when the run has no checkpoint file at all.
+        :raises ConfigError: when there are checkpoint files but no usable checkpoint, naming why each is not.
         """
-        damaged: dict[Path, str] = {}
-        for steps, files in self.complete_checkpoints(normalize, replay_buffer):
-            found = {path: reason for path in files.values() if (reason := damage(path)) is not None}
-            if not found:
-                for path, reason in damaged.items():
-                    path.replace(path.with_name(path.name + DAMAGED))
-                    warn(f"warning: {path} cannot be read ({reason}); set aside as {path.name + DAMAGED}")
-                return steps, files
-            damaged.update(found)
-        if damaged:
+        needed = ["model"]
+        if normalize:
+            needed.append("vecnormalize")
+        if replay_buffer:
+            needed.append("replay_buffer")
+        unusable: list[Unusable] = []
+        for steps in sorted(self._any_checkpoint_step_counts(), reverse=True):
+            files = {kind: self.checkpoint(steps, CHECKPOINT_KINDS[kind]) for kind in needed}
+            found = _unusable(steps, files)
+            if found is None:
+                return CheckpointChoice(self, (steps, files), unusable)
+            unusable.append(found)
+        if unusable:
+            shown = "; ".join(f"{path.name} {problem}" for found in unusable[:3] for path, problem in found.problems)
+            more = f"; and {len(unusable) - 3} older checkpoints" if len(unusable) > 3 else ""
             raise ConfigError(
-                f"No checkpoint of {self.path} can be read ({'; '.join(f'{p.name}: {r}' for p, r in damaged.items())});"
-                f" start a new run with: lattice-train --config {self / CONFIG}"
+                f"No checkpoint of {self.path} can be used ({shown}{more}); nothing was changed. Start a new run "
+                f"with: lattice-train --config {self / CONFIG}"
             )
-        return None
+        return CheckpointChoice(self, None, [])
+
+    def _any_checkpoint_step_counts(self) -> set[int]:
+        """The step counts that have any checkpoint file (model, VecNormalize statistics or replay buffer)."""
+        counts = set()
+        for path in (self / CHECKPOINTS).glob(f"{CHECKPOINT_PREFIX}_*[0-9]_steps.*"):
+            steps = path.stem.rsplit("_", 2)[-2]
+            if steps.isdigit() and path in (self.checkpoint(int(steps), kind) for kind in CHECKPOINT_KINDS.values()):
+                counts.add(int(steps))
+        return counts
 
     def trained_config(self, model: Path) -> dict[str, Any] | None:
         """The config a saved model was trained with (``CONFIG_ATTRIBUTE``), or None if it does not record one."""
@@ -503,3 +584,62 @@ class RunDir:
             if (self.path / model.stem).is_dir() and model.name not in (BEST_MODEL, FINAL_MODEL):
                 model.unlink()  # the model first: the zoo finds no model rather than one with other statistics
                 (self.path / model.stem / VECNORMALIZE).unlink(missing_ok=True)
+
+
+@dataclass
+class Unusable:
+    """A checkpoint that cannot be resumed from: its step count, the suffix its files are set aside under
+    (``DAMAGED``, ``INCOMPLETE``, ``NONFINITE``) and why: (file, what is wrong with it) for each file at fault."""
+
+    steps: int
+    suffix: str
+    problems: list[tuple[Path, str]]
+
+
+def _unusable(steps: int, files: dict[str, Path]) -> Unusable | None:
+    """Why the checkpoint of ``files`` (each file it needs, by kind) cannot be used, or None if it can: a file is
+    missing, else a file cannot be read, else a model tensor or a normalisation statistic is NaN or inf."""
+    missing = [(path, "is missing") for path in files.values() if not path.exists()]
+    if missing:
+        return Unusable(steps, INCOMPLETE, missing)
+    damaged = [(path, f"cannot be read ({reason})") for path in files.values() if (reason := damage(path))]
+    if damaged:
+        return Unusable(steps, DAMAGED, damaged)
+    non_finite_files = []
+    for path in files.values():
+        try:
+            bad = non_finite_in_file(path)
+        except Exception as e:  # it passed ``damage`` but does not load (pickle's and torch's errors are many)
+            damaged.append((path, f"cannot be read ({type(e).__name__}: {e})"))
+            continue
+        if bad:
+            non_finite_files.append((path, f"holds NaN or inf ({few(bad)})"))
+    if damaged:
+        return Unusable(steps, DAMAGED, damaged)
+    return Unusable(steps, NONFINITE, non_finite_files) if non_finite_files else None
+
+
+@dataclass
+class CheckpointChoice:
+    """What ``RunDir.choose_checkpoint`` found: the checkpoint to resume from, as (steps, files by kind), or None
+    (the run has no checkpoint file: it starts over), and the newer checkpoints that cannot be used."""
+
+    run: RunDir
+    checkpoint: tuple[int, dict[str, Path]] | None
+    unusable: list[Unusable]
+
+    def set_aside(self, warn: Callable[[str], Any] = print) -> None:
+        """Rename every file of each unusable checkpoint to ``<name><suffix>`` (kept for inspection, no longer a
+        checkpoint; ``<name><suffix>.<k>`` if an earlier resume took that name), with one line each through
+        ``warn``: which file, why, and the new names."""
+        for found in self.unusable:
+            files = self.run.checkpoint_files(found.steps)
+            suffix, k = found.suffix, 1
+            while any(path.with_name(path.name + suffix).exists() for path in files):
+                k += 1
+                suffix = f"{found.suffix}.{k}"
+            for path in files:
+                path.replace(path.with_name(path.name + suffix))
+            why = "; ".join(f"{path} {problem}" for path, problem in found.problems)
+            new_names = ", ".join(path.name + suffix for path in files)
+            warn(f"warning: {why}; the checkpoint at {found.steps:,} steps is set aside as {new_names}")

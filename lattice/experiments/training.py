@@ -3,7 +3,7 @@ and resuming one.
 
 ``train`` reads as its three phases: ``_build`` (envs, the model or its checkpoint, callbacks), ``_learn`` (SB3's
 ``learn``, with what an interruption leaves behind) and ``_finish`` (the final evaluation, models, figures, video,
-summary). ``start_run`` creates the folder first; ``resume_run`` continues from the newest complete checkpoint to
+summary). ``start_run`` creates the folder first; ``resume_run`` continues from the newest usable checkpoint to
 the same total, appending to the logs.
 """
 
@@ -230,8 +230,8 @@ def train(
     :param wandb_entity: wandb entity (team or user).
     :param video: Render a rollout of the best model to ``videos/`` at the end.
     :param resuming: Continue a run in ``run_dir``: append to its logs.
-    :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.usable_checkpoint``); None
-        with ``resuming``: start over (no checkpoint had been saved), still appending to the logs.
+    :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.choose_checkpoint``); None
+        with ``resuming``: start over (no checkpoint file had been saved), still appending to the logs.
     :param after_eval: A callback run after each evaluation (SB3's ``callback_after_eval``; e.g. a tuner's report);
         an exception it raises stops the run as any error does.
     :return: The summary (also written to ``summary.yml``).
@@ -359,7 +359,7 @@ def _learn(session: _Session, progress_bar: bool) -> float:
         saved = None
         if model.num_timesteps > session.start_steps:
             saved = session.checkpoints.save_interrupted()  # keep what was trained, to resume from
-        why = str(e) if isinstance(e, Terminated) else "interrupted (Ctrl-C)"
+        why = str(e) or "interrupted (Ctrl-C)"  # Terminated, and a sweep worker's stops, say what they are
         session.run.record_stop(model.num_timesteps, why, saved)
         model.logger.close()
         raise RunStopped(session.run.path, why, 143 if isinstance(e, Terminated) else 130) from e
@@ -482,15 +482,18 @@ def start_run(
 
 
 def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
-    """Continue an interrupted run in its folder from its newest readable checkpoint, to the same total, holding the
+    """Continue an interrupted run in its folder from its newest usable checkpoint, to the same total, holding the
     folder's writer lock throughout.
 
-    A checkpoint file that cannot be read is set aside (``RunDir.usable_checkpoint``) and the one before it is used.
+    A checkpoint is usable when its files are all there, readable and finite (``RunDir.choose_checkpoint``); the
+    newer ones are set aside, each with a warning on stderr, and the run saves its next checkpoints in their place.
     The checkpoint's model must have been trained with the config that ``config.yml`` holds now: an edit since is
-    refused, naming the settings that differ (without a checkpoint the run starts over, with ``config.yml`` as it is).
+    refused, naming the settings that differ. Only a run without any checkpoint file starts over, with
+    ``config.yml`` as it is.
 
     Raises ConfigError (before anything is written) for a folder that is missing, not a run folder, in use by
-    another process, already finished, edited since its checkpoint, or whose checkpoints are all unreadable.
+    another process, already finished, edited since its checkpoint, or with checkpoint files but no usable
+    checkpoint.
     """
     run = RunDir(run_dir)
     if not run_dir.is_dir():
@@ -507,10 +510,12 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
 
             check_renderable(config)
         replay_buffer = issubclass(ALGOS[config["algo"]][0], OffPolicyAlgorithm)
-        warn = functools.partial(print, file=sys.stderr, flush=True)
-        checkpoint = run.usable_checkpoint(config["normalize"] is not False, replay_buffer, warn)
+        choice = run.choose_checkpoint(config["normalize"] is not False, replay_buffer)
+        checkpoint = choice.checkpoint
         if checkpoint is not None:
             _check_unedited(run, config, checkpoint)
+        # what follows writes into the folder
+        choice.set_aside(functools.partial(print, file=sys.stderr, flush=True))
         run.record_resume()
         where = f"checkpoint at {checkpoint[0]:,} steps" if checkpoint else "the start (no checkpoint was saved)"
         print(f"resuming {run_dir} from {where}", flush=True)
