@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
 TORCH_INDEX ?=
 
-.PHONY: install test test-all test-packaging run run-ant videos lint bench ci clean
+.PHONY: install test test-all test-slurm test-packaging run run-ant videos lint bench ci cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: install
 
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
+
+# Sweeps and tunings through real sbatch jobs on the one-node cluster of `make cluster`: lost jobs, walltimes, a killed
+# driver (about 10 minutes). One test at a time: they share the cluster's two CPUs and time its jobs.
+test-slurm: install
+	$(PY) -m pytest -n 0 -m slurm tests
 
 # The wheel installed into fresh virtual environments: core only, then with the experiments extra (from a folder
 # outside the repository), and the core with the oldest supported SB3 / sb3-contrib / gymnasium (CI runs this).
@@ -58,6 +63,11 @@ lint: install
 	$(PY) -m mypy
 
 ci: lint test
+
+# A real one-node SLURM cluster on this machine (loopback only) for the tests marked `slurm`: needs root and apt-get
+# (Debian 12); installs slurm-wlm, munge and postgresql if missing, starts munged, slurmctld and slurmd. Idempotent.
+cluster:
+	.ci/slurm.sh
 
 bench: install
 	$(PY) benchmarks/distribution_speed.py
