@@ -17,7 +17,7 @@ import torch as th
 import yaml
 
 from lattice.experiments.config import ConfigError, algo_kwargs, dump_config, load_yaml, resolve_config
-from lattice.experiments.sweep import expand, slurm_cluster, trial_resources
+from lattice.experiments.sweep import check_unchanged, expand, folder_name, trial_resources
 from tests.test_cli import ROOT
 
 SWEEP = str(ROOT / "experiments" / "sweep.py")
@@ -293,27 +293,6 @@ def test_bad_sweep_file_exits_2(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
-def test_slurm_job_scripts_ask_for_the_trials_resources():
-    """dask-jobqueue's job script (no SLURM here to submit it to): per-trial resources, GPUs, non-daemonic workers."""
-    options = {"queue": "cpu", "account": "lab", "walltime": "1:00:00", "cores": 16, "memory": "32GB", "jobs": 3}
-    local = {"scheduler_options": {"host": "127.0.0.1"}}
-    cluster = slurm_cluster({**options, **local}, {"cpus": 4})
-    try:
-        script = cluster.job_script()
-    finally:
-        cluster.close()
-    assert "#SBATCH -p cpu" in script and "#SBATCH -A lab" in script and "#SBATCH --cpus-per-task=16" in script
-    assert "--nworkers 4" in script and "--nthreads 4" in script and "--resources cpus=4" in script
-    assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in script and "--gres" not in script
-
-    cluster = slurm_cluster({**options, **local, "queue": "gpu"}, {"cpus": 4, "gpus": 1})
-    try:
-        script = cluster.job_script()
-    finally:
-        cluster.close()
-    assert "#SBATCH --gres=gpu:1" in script and "--resources cpus=4,gpus=1" in script and "--nworkers" not in script
-
-
 def test_a_grid_of_config_files_sweeps_them_over_seeds(tmp_path):
     """Config files (a run's config.yml, a tuned config) instead of algo × noise × env, relative to the sweep file."""
     (tmp_path / "best").mkdir()
@@ -335,3 +314,136 @@ def test_a_grid_of_config_files_sweeps_them_over_seeds(tmp_path):
     dump_config(tuned, tmp_path / "other" / "pink.yml")
     with pytest.raises(ConfigError, match="make the trial 'pink_seed1': give the config files other names"):
         expand({**spec, "grid": {**spec["grid"], "config": ["best/pink.yml", "other/pink.yml"]}}, tmp_path)
+
+
+def _files(folder: Path) -> dict[Path, tuple[int, bytes]]:
+    """Every file under ``folder``: its modification time and its bytes."""
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_changed_sweep_file_is_refused_for_trials_that_ran_and_a_grown_grid_runs_its_new_trials(tmp_path):
+    """The sweep file is the truth: a rerun whose file gives a finished trial another budget exits 2 with one line
+    naming the trial and the change, and changes no file (sweep.yml keeps what the trial ran with); a grid that
+    grew runs its new trial and skips the finished one, and retries (not a trial setting) may change."""
+    one = {**TINY, "name": "edited", "grid": {**TINY["grid"], "noise": ["lattice"], "seed": [0]}}
+    first = sweep(tmp_path, one)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = tmp_path / "sweeps" / "edited"
+    recorded, before = (folder / "sweep.yml").read_bytes(), _files(folder)
+    assert load_yaml(folder / "sweep.yml")["settings"]["timesteps"] == 128
+
+    refused = sweep(tmp_path, {**one, "settings": {**one["settings"], "timesteps": 256}}, timeout=120)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'edited.yaml'} changes the settings of 1 trial(s) that already ran in {folder}: "
+        "ppo_lattice_elbow_seed0 (timesteps: 128 → 256); a trial keeps the settings it ran with: restore the file, "
+        "or give the sweep a new name: to run it in a new folder"
+    ]
+    assert (folder / "sweep.yml").read_bytes() == recorded and _files(folder) == before
+
+    grown = {**one, "grid": {**one["grid"], "seed": [0, 1]}, "retries": 0}
+    result = sweep(tmp_path, grown)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped: ppo_lattice_elbow_seed0 " in result.stdout
+    assert "starting: ppo_lattice_elbow_seed1 " in result.stdout
+    assert "starting: ppo_lattice_elbow_seed0" not in result.stdout
+    old = folder / "trials" / "ppo_lattice_elbow_seed0"
+    assert {p: v for p, v in _files(folder).items() if old in p.parents} == {
+        p: v for p, v in before.items() if old in p.parents
+    }
+    assert load_yaml(folder / "sweep.yml") == {**grown, "trials": sorted(expand(grown))}
+
+
+_VALID = {
+    "name": "one folder name of letters, digits and . _ = + - (not starting with '.')",
+    "retries": "an integer >= 0 (Dask retries of a failed trial)",
+}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"name": "../../x"}, {"name": ""}, {"retries": -1}, {"retries": "abc"}, {"retries": True}],
+    ids=["name-up", "name-empty", "retries-negative", "retries-text", "retries-bool"],
+)
+def test_a_bad_sweep_name_or_retries_exits_2_before_any_folder_exists(tmp_path, bad):
+    spec = {**TINY, **bad}
+    path = tmp_path / "deep" / "er" / "bad.yaml"  # ../../x from the log dir would land in tmp_path
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(spec))
+    log_dir = path.parent / "sweeps"
+    command = [sys.executable, SWEEP, "--config", str(path), "--log-dir", str(log_dir)]
+    result = subprocess.run(command, cwd=path.parent, capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 2, result.stderr[-3000:]
+    key, value = next(iter(bad.items()))
+    assert result.stderr.strip().splitlines() == [f"error: {key} must be {_VALID[key]}, got {value!r}"]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path("deep"), Path("deep/er"), Path("deep/er/bad.yaml")
+    ]  # fmt: skip
+
+
+def test_sweep_and_tuning_names_are_one_folder_and_retries_a_count(tmp_path):
+    for name in ("../../x", "", ".", "..", ".hidden", "a/b", "a\\b", "a b", "/abs", True, [1], 1.5):
+        with pytest.raises(ConfigError, match=re.escape(f"name must be {_VALID['name']}, got {name!r}")):
+            expand({**TINY, "name": name})
+    assert folder_name("tiny_v2.1+lr=3e-4", Path("x.yaml")) == "tiny_v2.1+lr=3e-4"
+    assert folder_name(2024, Path("x.yaml")) == "2024"
+    assert folder_name(None, Path("configs/tiny.yaml")) == "tiny"  # no name: the file's
+    with pytest.raises(ConfigError, match=r"has no name:, and its file name 'my sweep' is not a folder name"):
+        folder_name(None, Path("my sweep.yaml"))
+    for retries in (-1, "abc", True, None, 1.5):
+        with pytest.raises(ConfigError, match=re.escape(f"retries must be {_VALID['retries']}, got {retries!r}")):
+            expand({**TINY, "retries": retries})
+    assert len(expand({**TINY, "retries": 0})) == len(expand({k: v for k, v in TINY.items() if k != "retries"})) == 4
+
+    from lattice.experiments.tune import load_tuning
+
+    tuning = load_yaml(ROOT / "configs" / "tune" / "elbow_ppo.yaml")
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({**tuning, "name": "../x"}))
+    with pytest.raises(ConfigError, match=re.escape(f"name must be {_VALID['name']}, got '../x'")):
+        load_tuning(tmp_path / "t.yaml")
+
+
+def test_trials_that_ran_are_compared_with_the_sweep_file(tmp_path):
+    """Every trial with a recorded start (config.yml and command.txt; finished or not) against the file's config:
+    every setting counts, retries, resources and slurm do not; changes are named per group of trials."""
+    trials = expand(TINY)
+    names = sorted(trials)
+    for name in names:
+        run = tmp_path / "trials" / name
+        run.mkdir(parents=True)
+        dump_config(trials[name], run / "config.yml")
+        (run / "command.txt").write_text("lattice-sweep\n")
+    path = Path("tiny.yaml")
+    check_unchanged(trials, tmp_path, path)
+    check_unchanged(expand({**TINY, "retries": 0, "resources": {"cpus": 2}, "slurm": {"jobs": 2}}), tmp_path, path)
+    grown = expand({**TINY, "grid": {**TINY["grid"], "seed": [0, 1, 2]}})
+    check_unchanged(grown, tmp_path, path)  # new trials have no folder yet
+    check_unchanged({name: trials[name] for name in names[:1]}, tmp_path, path)  # trials the file no longer names
+
+    longer = expand({**TINY, "settings": {**TINY["settings"], "timesteps": 256}})
+    with pytest.raises(ConfigError) as refused:
+        check_unchanged(longer, tmp_path, path)
+    assert str(refused.value) == (
+        f"tiny.yaml changes the settings of 4 trial(s) that already ran in {tmp_path}: ppo_isotropic_elbow_seed0, "
+        "ppo_isotropic_elbow_seed1, ppo_lattice_elbow_seed0 and 1 more (timesteps: 128 → 256); a trial keeps the "
+        "settings it ran with: restore the file, or give the sweep a new name: to run it in a new folder"
+    )
+    with pytest.raises(ConfigError, match=r"4 trial.*device: 'auto' → 'cpu'"):
+        check_unchanged(expand({**TINY, "settings": {**TINY["settings"], "device": "cpu"}}), tmp_path, path)
+
+    mixed = dict(trials)
+    mixed[names[0]] = {**trials[names[0]], "timesteps": 256}
+    mixed[names[1]] = {**trials[names[1]], "eval_freq": 32, "save_freq": 32, "n_envs": 2, "max_episode_steps": 10}
+    hyperparams = trials[names[2]]["hyperparams"]
+    mixed[names[2]] = {**trials[names[2]], "hyperparams": {**hyperparams, "gamma": 0.9}}
+    (tmp_path / "trials" / names[3] / "command.txt").unlink()  # killed before it recorded its start: no run yet
+    mixed[names[3]] = {**trials[names[3]], "timesteps": 512}
+    with pytest.raises(ConfigError) as refused:
+        check_unchanged(mixed, tmp_path, path)
+    assert (
+        f"3 trial(s) that already ran in {tmp_path}: {names[0]} (timesteps: 128 → 256); {names[1]} (eval_freq: 64 → 32;"
+        " max_episode_steps: 20 → 10; n_envs: 1 → 2; save_freq: 64 → 32); and 1 more trial(s) with other changes; "
+    ) in str(refused.value)
+    mixed[names[1]]["seed"] = 9
+    with pytest.raises(ConfigError, match=re.escape("save_freq: 64 → 32; and 1 more); ")):
+        check_unchanged(mixed, tmp_path, path)

@@ -9,6 +9,7 @@ the library. Bad input exits with code 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,8 @@ Examples:
 
 Trials go to LOG_DIR/<name>/trials/<algo>_<noise>_<env>_seed<k>/ (run folders of lattice-train); the grid is in
 sweep.yml, the outcome of each trial in results.yml. Report with: lattice-plot LOG_DIR/<name>
-Exit code: 0 when every trial finished, 1 when some failed (after Dask's retries), 2 on a bad sweep file.
+Exit code: 0 when every trial finished, 1 when some failed (after Dask's retries), 2 on a bad sweep file, 3 when no
+worker joined for slurm.worker_wait, 130 on Ctrl-C and 143 on SIGTERM (the running trials save a checkpoint first).
 """
 
 
@@ -191,14 +193,36 @@ def sweep_main(argv: list[str] | None = None) -> int:
     path = _packaged(args.config, "sweeps")
     configure_process()
     try:
-        from lattice.experiments.sweep import run_sweep
+        from lattice.experiments.cluster import NoWorkers
+        from lattice.experiments.sweep import SweepStopped, run_sweep
     except ImportError as e:
         return _fail(f"sweeps need Dask: pip install 'sb3-lattice[sweeps]' ({e})")
     try:
-        results = run_sweep(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.progress_every)
+        with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the sweep as Ctrl-C does
+            results = run_sweep(
+                path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.progress_every
+            )
     except ConfigError as e:
         return _fail(str(e))
+    except (SweepStopped, NoWorkers, KeyboardInterrupt) as e:
+        return _stopped(e, "sweep", argv)
     return 1 if any(r["status"] == "failed" for r in results.values()) else 0
+
+
+def _stopped(e: BaseException, what: str, argv: list[str] | None) -> int:
+    """One line for a sweep or tuning that stopped before its end, saying how to continue; its exit code."""
+    from lattice.experiments.cluster import NoWorkers
+
+    command = {"sweep": "lattice-sweep", "tuning": "lattice-tune"}[what]
+    again = f"run the same command to continue:  {shlex.join([command, *(sys.argv[1:] if argv is None else argv)])}"
+    if isinstance(e, NoWorkers):
+        print(f"error: the {what} stopped: {e}; {again}", file=sys.stderr, flush=True)
+        return 3
+    why = getattr(e, "why", None) or str(e) or "interrupted (Ctrl-C)"
+    saved = getattr(e, "trials", [])
+    running = f"; {len(saved)} running trial(s) saved a checkpoint" if saved else ""
+    print(f"\n{what} stopped ({why}){running}; {again}", file=sys.stderr, flush=True)
+    return getattr(e, "exit_code", 143 if isinstance(e, Terminated) else 130)
 
 
 TUNE_HELP = """Tune each exploration noise with the same budget: an Optuna study per noise (the same search space and
@@ -214,7 +238,8 @@ Then: lattice-sweep --config LOG_DIR/<name>/seeds.yaml   (the tuned configs over
       lattice-plot LOG_DIR/<name>_seeds                    (curves and final values with 95% intervals)
 Writes into LOG_DIR/<name>/: study.db, trials.csv, best.md, best/<algo>_<noise>_<env>.yml (for --config),
 seeds.yaml, history.png, importance.png; each trial is a run folder in trials/<noise>/<number>/.
-Exit code: 0 when done, 1 when some trials failed, 2 on a bad tuning file.
+Exit code: 0 when done, 1 when some trials failed, 2 on a bad tuning file, 3 when no worker joined for
+slurm.worker_wait, 130 on Ctrl-C and 143 on SIGTERM (the running trials save a checkpoint first).
 """
 
 
@@ -238,13 +263,18 @@ def tune_main(argv: list[str] | None = None) -> int:
         import distributed  # noqa: F401  (tune.py imports them where they are used)
         import optuna  # noqa: F401
 
+        from lattice.experiments.cluster import NoWorkers
+        from lattice.experiments.sweep import SweepStopped
         from lattice.experiments.tune import run_tuning
     except ImportError as e:
         return _fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
     try:
-        table = run_tuning(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage)
+        with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the tuning as Ctrl-C does
+            table = run_tuning(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage)
     except ConfigError as e:
         return _fail(str(e))
+    except (SweepStopped, NoWorkers, KeyboardInterrupt) as e:
+        return _stopped(e, "tuning", argv)
     return 1 if (table["state"] == "fail").any() else 0
 
 

@@ -9,6 +9,8 @@ command, and a sweep worker before it runs a trial), never by an import.
 
 Signals are handled here too, and only where a command asks for it: SIGTERM stops a training run as Ctrl-C does,
 and neither is lost (``stop_signals_as_interrupt``); env worker processes leave both to the training process.
+A sweep worker, which trains in a thread where no signal arrives, is stopped the same way by a request
+(``request_stop``: the sweep was stopped) or a deadline (``stop_at``: its SLURM job's walltime is near).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,14 +40,49 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt (see ``stop_signals_as_interrupt``)."""
 
 
+class StopRequested(KeyboardInterrupt):
+    """A stop asked of a sweep worker's trial by its driver (``request_stop``): the sweep was stopped."""
+
+
+class Handover(KeyboardInterrupt):
+    """The trial's time in its worker is up (``stop_at``): it checkpoints and goes on in another worker."""
+
+
 # The stop signal received within ``stop_signals_as_interrupt`` (see there); None before one arrives.
 _received: KeyboardInterrupt | None = None
+# A stop requested of this process (``request_stop``), and the time at which training stops (``stop_at``).
+_requested: KeyboardInterrupt | None = None
+_deadline: float | None = None
 
 
 def pending_stop() -> KeyboardInterrupt | None:
-    """The stop (Ctrl-C or SIGTERM) received within ``stop_signals_as_interrupt``, as a new exception to raise, or
-    None."""
-    return None if _received is None else type(_received)(*_received.args)
+    """The stop to raise now, as a new exception, or None: a Ctrl-C or SIGTERM received within
+    ``stop_signals_as_interrupt``, a stop requested by ``request_stop``, or the deadline of ``stop_at`` passed."""
+    for stop in (_received, _requested):
+        if stop is not None:
+            return type(stop)(*stop.args)
+    if _deadline is not None and time.time() >= _deadline:
+        return Handover(f"handed over at {time.strftime('%H:%M:%S', time.localtime(_deadline))}, before the walltime")
+    return None
+
+
+def request_stop(why: str) -> None:
+    """Stop the training that runs in this process at its next step, as Ctrl-C would (``StopRequested``); called in
+    a sweep worker by the driver (Dask's ``client.run``), or by a signal handler there."""
+    global _requested
+    _requested = StopRequested(why)
+
+
+@contextlib.contextmanager
+def stop_at(deadline: float | None) -> Iterator[None]:
+    """Within the block, training stops (``Handover``) at its first step after ``deadline`` (seconds since the
+    epoch; None: no deadline)."""
+    global _deadline
+    previous, _deadline = _deadline, deadline
+    try:
+        yield
+    finally:
+        _deadline = previous
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 A sweep file (``configs/sweeps/*.yaml``)::
 
-    name: tiny                          # the sweep folder: <log_dir>/<name>/
+    name: tiny                          # the sweep folder: <log_dir>/<name>/ (letters, digits, . _ = + -)
     grid:                               # every combination is one trial
       algo: [ppo]
       noise: [lattice, isotropic]
@@ -15,7 +15,7 @@ A sweep file (``configs/sweeps/*.yaml``)::
       # or, instead of algo, noise and env: config files (paths relative to the sweep file), e.g. tuned ones
       # config: [best/ppo_lattice_myoElbowPose1D6MRandom-v0.yml, best/ppo_pink_myoElbowPose1D6MRandom-v0.yml]
     settings: {timesteps: 100000, n_envs: 4}   # for every trial: config keys or algorithm keywords (dotted)
-    retries: 1                          # Dask retries of a failed trial
+    retries: 1                          # Dask retries of a failed trial (an integer >= 0)
     resources: {cpus: 4, gpus: 1}       # what one trial occupies (default: 1 CPU, no GPU)
     slurm: {queue: gpu, account: lab, walltime: "24:00:00", cores: 8, memory: 32GB, jobs: 4}   # for --slurm
 
@@ -26,9 +26,18 @@ embedded cluster starts ``cores // cpus`` workers (and no more than the GPUs all
 (``CUDA_VISIBLE_DEVICES``); ``--slurm`` starts ``cores // cpus`` worker processes per job, each declaring that.
 
 Each trial is exactly a run of ``lattice-train`` (``lattice.experiments.training``), in ``<sweep>/trials/<trial>/``.
-Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints. One process
-runs a sweep folder at a time: a second copy of the command, while the first runs, exits with code 2 naming it
-(``lattice.experiments.rundir.writer_lock``), and each trial holds its own run folder's lock while it trains.
+Running the same sweep again skips finished trials and resumes unfinished ones from their checkpoints.
+
+The sweep file is the truth, and ``<sweep>/sweep.yml`` records it as last run. A trial keeps the settings it began
+with, so a rerun whose file changes the resolved config of a trial that already ran (finished or started: its
+budget, a setting, a config file of the grid; ``device`` too) exits with code 2 before anything is written, naming
+the trials and the changes (``key: ran with → file now``): restore the file, or give the sweep a new ``name:`` to
+run it in a new folder. A changed grid runs its new trials; trials it no longer names stay on disk, out of
+``sweep.yml`` and ``results.yml``. ``retries``, ``resources`` and ``slurm`` are not trial settings and may change.
+
+One process runs a sweep folder at a time: a second copy of the command, while the first runs, exits with code 2
+naming it (``lattice.experiments.rundir.writer_lock``), and each trial holds its own run folder's lock while it
+trains.
 """
 
 from __future__ import annotations
@@ -40,13 +49,15 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import yaml
 
 from lattice.experiments import rundir
-from lattice.experiments.config import ConfigError, load_yaml, resolve_config
+from lattice.experiments.cluster import DEADLINE_ENV, Engine, check_local_gpus, connect, slurm_plan
+from lattice.experiments.config import ConfigError, load_yaml, resolve_config, validate
+from lattice.experiments.process import Terminated
 
 GRID_NAMES = ("algo", "noise", "env", "seed")
 SWEEP_KEYS = ("name", "grid", "settings", "retries", "resources", "slurm")
@@ -65,6 +76,9 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
     unknown = set(sweep) - set(SWEEP_KEYS)
     if unknown:
         raise ConfigError(f"Unknown sweep key(s) {sorted(unknown)}; valid: {', '.join(SWEEP_KEYS)}")
+    if sweep.get("name") is not None:  # without one, run_sweep names the folder after the file (checked there)
+        folder_name(sweep["name"], base)
+    sweep_retries(sweep)
     trial_resources(sweep)
     grid = dict(sweep.get("grid") or {})
     joint = _joint_keys(grid)
@@ -151,8 +165,93 @@ def trial_resources(sweep: dict[str, Any]) -> dict[str, int]:
     return {key: value for key, value in resources.items() if value}
 
 
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*")  # one folder, never ".", ".." or hidden
+
+
+def folder_name(given: Any, path: Path) -> str:
+    """A sweep's (or tuning's) folder name under the log dir: its file's ``name:``, else the file's stem; one folder
+    name of letters, digits and ``. _ = + -`` (not starting with ``.``), so that it never leaves the log dir.
+
+    :param given: The file's ``name:`` (None: the file has none).
+    :param path: The file.
+    """
+    if given is None:
+        if FOLDER_NAME.fullmatch(path.stem):
+            return path.stem
+        raise ConfigError(
+            f"{path} has no name:, and its file name {path.stem!r} is not a folder name: give it a name: of letters, "
+            "digits and . _ = + - (not starting with '.')"
+        )
+    text = str(given) if isinstance(given, int) and not isinstance(given, bool) else given
+    if isinstance(text, str) and FOLDER_NAME.fullmatch(text):
+        return text
+    raise ConfigError(
+        f"name must be one folder name of letters, digits and . _ = + - (not starting with '.'), got {given!r}"
+    )
+
+
+def sweep_retries(sweep: dict[str, Any]) -> int:
+    """The sweep's ``retries:`` (Dask retries of a failed trial): an integer >= 0, 1 when not given."""
+    retries = sweep.get("retries", 1)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigError(f"retries must be an integer >= 0 (Dask retries of a failed trial), got {retries!r}")
+    return retries
+
+
+def changed_trials(trials: dict[str, dict[str, Any]], sweep_dir: Path) -> dict[str, list[str]]:
+    """Trials of the sweep that already ran (started or finished) with other settings than ``trials`` gives them:
+    trial name → ``key: recorded → now`` lines (``rundir.config_differences``). Every setting of a trial's resolved
+    config counts (``device`` too: a trial resumes on its recorded device, and runs on a CPU and a GPU differ);
+    ``retries``, ``resources`` and ``slurm`` are not trial settings. A trial folder without a recorded start is no
+    run yet (``run_trial`` starts it anew)."""
+    changed: dict[str, list[str]] = {}
+    for trial, config in sorted(trials.items()):
+        run = rundir.RunDir(sweep_dir / "trials" / trial)
+        if not run.is_run():
+            continue
+        recorded = run.config()
+        with contextlib.suppress(ConfigError):  # as a resume reads it: with keywords a newer SB3 may have added
+            recorded = validate(run.config())
+        differences = rundir.config_differences(config, recorded)
+        if differences:
+            changed[trial] = differences
+    return changed
+
+
+def check_unchanged(trials: dict[str, dict[str, Any]], sweep_dir: Path, path: Path) -> None:
+    """Raise ConfigError (one line) if the sweep file changed the settings of trials that already ran
+    (``changed_trials``): a trial continues, or stays finished, with the settings it began with, and ``sweep.yml``
+    must not claim others."""
+    changed = changed_trials(trials, sweep_dir)
+    if not changed:
+        return
+    groups: dict[tuple[str, ...], list[str]] = {}  # trials with the same changes, named together
+    for trial, differences in changed.items():
+        groups.setdefault(tuple(differences), []).append(trial)
+    parts = []
+    for changes, names in list(groups.items())[:2]:
+        named = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        listed = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
+        parts.append(f"{named} ({listed})")
+    rest = sum(len(names) for names in list(groups.values())[2:])
+    more = f"; and {rest} more trial(s) with other changes" if rest else ""
+    raise ConfigError(
+        f"{path} changes the settings of {len(changed)} trial(s) that already ran in {sweep_dir}: "
+        f"{'; '.join(parts)}{more}; a trial keeps the settings it ran with: restore the file, or give the sweep "
+        "a new name: to run it in a new folder"
+    )
+
+
+class TrialStopped(RuntimeError):
+    """A trial stopped because its sweep was stopped (Ctrl-C, SIGTERM), after saving what it could."""
+
+
 def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwargs: Any) -> dict[str, Any]:
     """Run one trial to its end (in a Dask worker): skip it if finished, resume it if started, else start it.
+
+    In a SLURM job it stops at the job's deadline (``cluster.DEADLINE_ENV``: the walltime less a margin), saves a
+    checkpoint and hands over: Dask gives it to another worker (``Reschedule``) and this worker retires. When the
+    sweep is stopped it saves a checkpoint and raises ``TrialStopped``.
 
     :param config: The trial's resolved config.
     :param run_dir: Its run folder.
@@ -160,8 +259,8 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwarg
     :param train_kwargs: More keywords of ``lattice.experiments.training.train`` (e.g. ``after_eval``).
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
-    from lattice.experiments.process import configure_process
-    from lattice.experiments.training import resume_run, start_run
+    from lattice.experiments.process import configure_process, pending_stop, stop_at
+    from lattice.experiments.training import RunStopped, resume_run, start_run
 
     configure_process()  # a worker process is an experiment process like the CLI's
 
@@ -175,96 +274,45 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwarg
     finished = rundir.RunDir(path).finished_summary()
     if finished is not None:
         return {**finished, "status": "skipped", "worker": worker}
-    resume = rundir.RunDir(path).is_run()
-    if not resume and path.is_dir():
-        shutil.rmtree(path)  # created by a run killed before it recorded what runs: nothing in it to keep
-    print(f"{'resuming' if resume else 'starting'}: {path.name} on worker {worker}", flush=True)
-    # The trial's own lines (one per evaluation) go to its log file, not into the sweep's output.
-    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "a") as log, contextlib.redirect_stdout(log):
-        if resume:
-            summary = resume_run(path, progress_bar=False, **train_kwargs)
-        else:
-            _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False, **train_kwargs)
+    deadline = os.environ.get(DEADLINE_ENV)
+    with stop_at(float(deadline) if deadline else None):
+        stop = pending_stop()
+        if stop is not None:  # this worker's time is up, or its sweep was stopped: leave the folder as it is
+            _hand_over_or_stop(stop, path.name)
+        resume = rundir.RunDir(path).is_run()
+        if not resume and path.is_dir():
+            shutil.rmtree(path)  # created by a run killed before it recorded what runs: nothing in it to keep
+        print(f"{'resuming' if resume else 'starting'}: {path.name} on worker {worker}", flush=True)
+        # The trial's own lines (one per evaluation) go to its log file, not into the sweep's output.
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(log_file, "a") as log, contextlib.redirect_stdout(log):
+                if resume:
+                    summary = resume_run(path, progress_bar=False, **train_kwargs)
+                else:
+                    _, summary = start_run(config, path.parent, run_dir=path, progress_bar=False, **train_kwargs)
+        except KeyboardInterrupt as e:  # a stop in training (RunStopped, after its checkpoint), or before it
+            _hand_over_or_stop(e.__cause__ if isinstance(e, RunStopped) and e.__cause__ else e, path.name)
     (path / rundir.WORKER).write_text(worker + "\n")
     return {**summary, "worker": worker}
 
 
-def _resource_text(resources: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in resources.items())
+def _hand_over_or_stop(stop: BaseException, trial: str) -> NoReturn:
+    """A trial's stop, as Dask takes it: at a job's deadline (``Handover``) Dask runs the trial again on another
+    worker (``Reschedule``, not a failure) and this worker retires; else ``TrialStopped`` (a KeyboardInterrupt
+    must not leave the worker's thread)."""
+    from lattice.experiments.process import Handover
 
+    if isinstance(stop, Handover):
+        try:
+            from distributed import Reschedule, get_worker
 
-def _use_gpus(first: int, count: int) -> None:
-    """In a worker process, before CUDA starts: see only GPUs ``first .. first + count - 1``."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(count))
-
-
-def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: int) -> Any:
-    """An embedded LocalCluster on 127.0.0.1: as many one-thread workers as the machine's cores (and GPUs) fit."""
-    from distributed import Client, LocalCluster
-
-    fit = max(1, (os.cpu_count() or 1) // resources["cpus"])
-    cap = n_trials  # --max-concurrent may exceed the cores, never the GPUs
-    gpus = resources.get("gpus", 0)
-    if gpus:
-        import torch as th
-
-        cap = min(cap, th.cuda.device_count() // gpus)  # at least 1: checked by _check_local_gpus
-    n_workers = max(1, min(n_workers or fit, cap))
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",  # the scheduler's HTTP endpoint on a free port: sweeps side by side never clash
-        resources=resources,
-    )
-    client = Client(cluster)
-    for i, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else []):
-        client.run(_use_gpus, i * gpus, gpus, workers=[address])
-    return client
-
-
-def _check_local_gpus(resources: dict[str, int]) -> None:
-    """For the embedded cluster: this machine must have the GPUs one trial asks for."""
-    gpus = resources.get("gpus", 0)
-    if gpus:
-        import torch as th
-
-        available = th.cuda.device_count()
-        if available < gpus:
-            raise ConfigError(
-                f"resources.gpus={gpus} per trial, but this machine has {available} CUDA GPU(s); "
-                "set resources.gpus to 0 or run on a machine with GPUs"
-            )
-
-
-def slurm_cluster(options: dict[str, Any], resources: dict[str, int]) -> Any:
-    """Dask workers as SLURM jobs (dask-jobqueue): a job of ``cores`` runs ``cores // cpus`` trials at once, each in
-    its own worker process; a job for GPU trials runs one trial, with ``--gres=gpu:<gpus>``."""
-    from dask_jobqueue import SLURMCluster
-
-    options = {k: v for k, v in options.items() if k != "jobs"}  # jobs: how many, for scale()
-    gpus = resources.get("gpus", 0)
-    per_job = 1 if gpus else max(1, int(options.get("cores", resources["cpus"])) // resources["cpus"])
-    if gpus:
-        options["job_extra_directives"] = [*options.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
-    options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--resources", _resource_text(resources)]
-    # Trials with n_envs > 1 start env processes: the worker processes must not be daemonic.
-    prologue = "export DASK_DISTRIBUTED__WORKER__DAEMON=False"
-    options["job_script_prologue"] = [*options.get("job_script_prologue", []), prologue]
-    return SLURMCluster(processes=per_job, **options)
-
-
-def _check_workers(client: Any, resources: dict[str, int]) -> None:
-    """On an existing cluster: fail early if its workers cannot run a trial (they never would)."""
-    workers = client.scheduler_info()["workers"].values()
-    if workers and not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers):
-        raise ConfigError(
-            f"No worker of {client.scheduler.address} declares the resources a trial needs "
-            f"({_resource_text(resources)}); start workers with: "
-            f'dask worker ADDRESS --nthreads 1 --resources "{_resource_text(resources)}"'
-        )
+            worker = get_worker()
+        except (ImportError, ValueError):  # not in a Dask worker
+            raise TrialStopped(f"{trial}: {stop}") from None
+        worker.loop.add_callback(worker.close_gracefully, reason="its SLURM job's walltime is near")
+        raise Reschedule()
+    raise TrialStopped(f"{trial}: {stop or 'interrupted (Ctrl-C)'}") from None
 
 
 def latest_evaluation(run_dir: Path) -> str:
@@ -298,12 +346,15 @@ def run_sweep(
     sweep = load_yaml(path)
     trials = expand(sweep, path.parent)
     resources = trial_resources(sweep)
-    name = str(sweep.get("name") or path.stem)
+    name = folder_name(sweep.get("name"), path)
     if slurm and not sweep.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
-    if scheduler is None and not slurm:
-        _check_local_gpus(resources)
+    if slurm:
+        slurm_plan(sweep["slurm"])  # its keys and values, before anything is created
+    elif scheduler is None:
+        check_local_gpus(resources)
     sweep_dir = log_dir / name
+    check_unchanged(trials, sweep_dir, path)  # before anything in the folder changes
     created = not sweep_dir.exists()
     try:
         (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)  # the same command again continues the sweep
@@ -313,6 +364,11 @@ def run_sweep(
         # One process runs a sweep folder's trials at a time: a second copy of the command is refused (FolderInUse)
         # before it starts a cluster. Each trial also holds its run folder's lock while it trains.
         with rundir.writer_lock(sweep_dir):
+            # Again under the lock (no other process can start a trial now); then sweep.yml is the file as it is,
+            # which matches every trial that ran.
+            check_unchanged(trials, sweep_dir, path)
+            record = yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False)
+            rundir.atomic_write_text(sweep_dir / "sweep.yml", record)
             return _run_trials(sweep, trials, resources, sweep_dir, max_concurrent, scheduler, slurm, progress_every)
     except ConfigError as e:
         if created and not isinstance(e, rundir.FolderInUse):  # refused before any trial ran: leave nothing behind
@@ -330,31 +386,35 @@ def _run_trials(
     slurm: bool,
     progress_every: float,
 ) -> dict[str, dict[str, Any]]:
-    """Start or connect to the cluster, hand it the trials as workers free up, print progress, write the results."""
+    """Start or connect to the cluster, hand it the trials as workers free up, print progress, write the results.
+
+    :raises SweepStopped: on Ctrl-C or SIGTERM, after the running trials saved their checkpoints.
+    :raises NoWorkers: when no worker joined for the cluster's ``worker_wait``.
+    """
     from distributed import as_completed
 
     name = sweep_dir.name
-    client, submit_resources = connect(sweep, resources, max_concurrent, scheduler, slurm, len(trials))
+    engine = connect(sweep, resources, max_concurrent, scheduler, slurm, len(trials), sweep_dir)
     results: dict[str, dict[str, Any]] = {}
+    futures: dict[Any, str] = {}
     try:
-        (sweep_dir / "sweep.yml").write_text(yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False))
-        retries = int(sweep.get("retries", 1))
-        workers = len(client.scheduler_info()["workers"])
-        print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {client.scheduler.address} ({workers} workers)")
+        retries = sweep_retries(sweep)
+        workers = len(engine.client.scheduler_info()["workers"])
+        print(f"sweep {name}: {len(trials)} trials in {sweep_dir} on {engine.address} ({workers} workers)", flush=True)
         # Trials are handed to Dask only as workers free up: with all of them submitted at once, Dask queued the
         # resource-restricted tasks on one worker and left the other idle (seen on a 2-worker sweep). Seed by
         # seed, so that a sweep stopped early has every noise × task at about the same number of seeds.
         waiting = sorted(trials, key=lambda t: trials[t]["seed"])
-        futures: dict[Any, str] = {}
         pending = as_completed()
         last_status = last_slots = time.monotonic()
-        slots = worker_slots(client, submit_resources)
+        slots = engine.slots()
         while waiting or not pending.is_empty():
+            engine.tick(len(trials) - len(results))  # SLURM: replace ended jobs; give up without workers
             if waiting and time.monotonic() - last_slots >= 5.0:  # workers may join or leave (SLURM jobs)
-                slots, last_slots = worker_slots(client, submit_resources), time.monotonic()
+                slots, last_slots = engine.slots(), time.monotonic()
             free = slots - pending.count() if waiting else 0
             for trial in [waiting.pop(0) for _ in range(min(max(0, free), len(waiting)))]:
-                future = client.submit(
+                future = engine.client.submit(
                     run_trial,
                     trials[trial],
                     str(sweep_dir / "trials" / trial),
@@ -362,7 +422,7 @@ def _run_trials(
                     key=trial,
                     retries=retries,
                     pure=False,
-                    resources=submit_resources,
+                    resources=engine.submit_resources,
                 )
                 futures[future] = trial
                 pending.add(future)
@@ -376,78 +436,39 @@ def _run_trials(
                 else:
                     results[trial] = {"status": "failed", "error": repr(future.exception())}
                     line = f"FAILED after {retries + 1} tries: {trial} | {results[trial]['error'][:200]}"
-                print(f"{_counts(trials, results, _running(client, trials, results))} {line}", flush=True)
+                print(f"{_counts(trials, results, _running(engine, trials, results))} {line}", flush=True)
             if time.monotonic() - last_status >= progress_every:
-                running = _running(client, trials, results)
+                running = _running(engine, trials, results)
                 latest = "; ".join(f"{t} ({latest_evaluation(sweep_dir / 'trials' / t)})" for t in running)
                 print(f"{_counts(trials, results, running)} running: {latest or 'none'}", flush=True)
                 last_status = time.monotonic()
             time.sleep(0.2)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated): the running trials save their checkpoints
+        why = str(e) or "interrupted (Ctrl-C)"
+        stopped = engine.stop_trials(why, [f for f in futures if not f.done()])
+        raise SweepStopped(why, stopped, 143 if isinstance(e, Terminated) else 130) from None
     finally:
         rundir.atomic_write_text(sweep_dir / "results.yml", yaml.safe_dump(results, sort_keys=True))
-        client.close()
+        engine.close()
     return results
 
 
-def connect(
-    sweep: dict[str, Any],
-    resources: dict[str, int],
-    max_concurrent: int | None,
-    scheduler: str | None,
-    slurm: bool,
-    n_trials: int,
-) -> tuple[Any, dict[str, int] | None]:
-    """A Dask client: of an existing scheduler, of SLURM jobs, or of an embedded cluster; and the resources to ask
-    for per trial (None: the workers of an existing scheduler declare none, and the sweep asks for none).
+class SweepStopped(Exception):
+    """A sweep (or tuning) stopped on Ctrl-C or SIGTERM, after its running trials saved their checkpoints.
 
-    :param sweep: The sweep (or tuning) file's contents: its ``resources:`` and ``slurm:`` blocks.
+    :param why: ``interrupted (Ctrl-C)`` or ``terminated by SIGTERM``.
+    :param trials: The trials that were running (each saved a checkpoint where it could).
+    :param exit_code: 130 for Ctrl-C, 143 for SIGTERM.
     """
-    import dask
-    from distributed import Client
 
-    # Trials start env worker processes (SubprocVecEnv): Dask's worker processes must not be daemonic.
-    dask.config.set({"distributed.worker.daemon": False})
-    if scheduler is not None:
-        client = Client(scheduler)
-        # Workers declare no resources unless started with --resources: ask for them only when the sweep does.
-        submit_resources = resources if "resources" in sweep else None
-        if submit_resources:
-            try:
-                _check_workers(client, submit_resources)
-            except ConfigError:
-                client.close()
-                raise
-        return client, submit_resources
-    if slurm:
-        cluster = slurm_cluster(sweep["slurm"], resources)
-        cluster.scale(jobs=int(sweep["slurm"].get("jobs", 1)))
-        return Client(cluster), resources
-    return _local_cluster(max_concurrent, resources, n_trials), resources
+    def __init__(self, why: str, trials: list[str], exit_code: int):
+        super().__init__(why)
+        self.why, self.trials, self.exit_code = why, trials, exit_code
 
 
-def worker_slots(client: Any, resources: dict[str, int] | None) -> int:
-    """Trials the cluster's workers can run at once (at least 1, so that a sweep waits for workers to join)."""
-    slots = 0
-    for worker in client.scheduler_info()["workers"].values():
-        if resources:
-            have = worker.get("resources", {})
-            slots += min(int(have.get(k, 0) // v) for k, v in resources.items())
-        else:
-            slots += int(worker.get("nthreads", 1))
-    return max(1, slots)
-
-
-def _executing(dask_worker: Any) -> list[str]:
-    """Keys of the tasks a Dask worker is executing now (run on the worker by ``client.run``)."""
-    return [str(task.key) for task in dask_worker.state.executing]
-
-
-def _running(client: Any, trials: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    """Trials a worker is running now (Dask's task keys are the trial names). The scheduler's ``processing``
-    also counts tasks waiting in a worker's queue (tasks with resource restrictions all go there), so ask the
-    workers."""
-    busy = {key for keys in client.run(_executing).values() for key in keys}
-    return sorted(t for t in trials if t in busy and t not in results)
+def _running(engine: Engine, trials: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """Trials a worker is running now (Dask's task keys are the trial names)."""
+    return engine.running([t for t in trials if t not in results])
 
 
 def _counts(trials: dict[str, Any], results: dict[str, Any], running: list[str]) -> str:
