@@ -3,6 +3,7 @@ killed and resumed; bad tuning files refused."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -14,10 +15,20 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
 
 from lattice.experiments.config import ConfigError, load_yaml, resolve_config
 from lattice.experiments.sweep import expand
-from lattice.experiments.tune import distributions, load_tuning
+from lattice.experiments.tune import (
+    ReportToOptuna,
+    TrialLost,
+    database_url,
+    distributions,
+    load_tuning,
+    run_tuning_trial,
+    trial_config,
+)
 from tests.test_cli import ROOT
 
 TUNE = str(ROOT / "experiments" / "tune.py")
@@ -192,6 +203,9 @@ BAD_FILES = [
     ({"objective": {"startup_trials": 3}}, "Unknown objective setting 'startup_trials'; valid: last"),
     ({"pruner": {"patience": 3}}, "Unknown pruner setting 'patience'"),
     ({"sampler": "tpe"}, "Unknown tuning key(s) ['sampler']"),
+    ({"heartbeat": {"interval": 5, "grace": 5}}, "heartbeat.grace must be longer than heartbeat.interval"),
+    ({"heartbeat": {"interval": 0}}, "heartbeat.interval must be an integer >= 1, got 0"),
+    ({"heartbeat": {"beat": 1}}, "Unknown heartbeat setting 'beat'; valid: interval, grace"),
 ]
 
 
@@ -233,3 +247,264 @@ def test_integer_ranges_sample_integers(tmp_path):
         256,
         64,
     )
+
+
+# --- Lost trials (heartbeats) and a shared PostgreSQL database --------------------------------------------------------
+
+HOLDER = """
+import sys
+from pathlib import Path
+from lattice.experiments.tune import _ask, _studies, load_tuning, run_tuning_trial, trial_config
+
+# A process outside the tuning's driver that holds a trial of its study, as a worker does: asks it, then trains it
+# in the study folder's layout with heartbeats and reports (the package's code path), until it is killed.
+tuning, url, folder = load_tuning(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
+studies = _studies(tuning, url)
+noise, trial = _ask(studies, 10**6, tuning)
+print(trial.number, flush=True)
+run = folder / "trials" / noise / f"{trial.number:03d}"
+log = folder / "output" / f"{noise}_{trial.number:03d}.log"
+config = trial_config(tuning, noise, trial.params)
+run_tuning_trial(config, str(run), str(log), url, studies[noise].study_name, trial._trial_id, tuning)
+"""
+
+ASK_AND_TELL = """
+import sys
+import optuna
+from lattice.experiments.tune import Heartbeat, _storage
+
+# One of several processes asking, reporting to and telling trials of one study at once.
+url, process = sys.argv[1], int(sys.argv[2])
+storage = _storage(url, {"interval": 1, "grace": 30}, 0)
+study = optuna.load_study(study_name="shared", storage=storage)
+for _ in range(5):
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    trial.set_user_attr("process", process)
+    with Heartbeat(storage, 1, [trial._trial_id]):
+        for step in range(4):
+            trial.report(trial.params["x"] * step, step)
+    study.tell(trial, trial.params["x"])
+"""
+
+
+def all_studies(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """Study name → its trials, from a storage URL as lattice-tune takes it."""
+    url = database_url(url)
+    names = optuna.study.get_all_study_names(url)
+    return {name: optuna.load_study(study_name=name, storage=url).trials for name in names}
+
+
+def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    """Poll ``condition()`` (exceptions: not yet) until it returns something true; fail after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the tuning ended (exit {proc.returncode}) before {what}")
+        try:
+            found = condition()
+        except Exception:  # the database or a file is being created
+            found = None
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def holder_pid(run: Path) -> int:
+    """The process writing a run folder, from its writer lock file (``pid N on HOST since ...``)."""
+    return int((run / "writer.lock").read_text().split()[1])
+
+
+@pytest.mark.postgres
+def test_lattice_tune_on_postgresql_two_workers_report_at_once_and_a_killed_worker_resumes(tmp_path, postgres_url):
+    """The embedded cluster's 2 workers train and report into PostgreSQL at once; the worker process of one trial is
+    SIGKILLed mid-trial: Dask runs the task again (a lost worker counts against `retries`; the driver beats for the
+    trial meanwhile) and it resumes from its checkpoint. Every trial ends complete or pruned, the outputs are
+    written."""
+    spec = {**TINY, "name": "pg_tune", "retries": 1}
+    command = tune_command(tmp_path, spec, "--max-concurrent", "2", "--storage", postgres_url)
+    folder = tmp_path / "tune" / "pg_tune"
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=out, stderr=out)
+    try:
+        name = "pg_tune/ppo_isotropic_myoElbowPose1D6MRandom-v0"
+        # The first trial of a study is never pruned: kill its worker after 2 reports (a checkpoint at 64 steps).
+        wait_for(lambda: len(all_studies(postgres_url)[name][0].intermediate_values) >= 2, 180, "2 reports", proc)
+        run = folder / "trials" / "isotropic" / "000"
+        pid = holder_pid(run)
+        assert pid != proc.pid
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = (tmp_path / "out.txt").read_text()
+    assert proc.returncode == 0, output[-3000:]
+    after = all_studies(postgres_url)
+    assert sorted(after) == [name, "pg_tune/ppo_pink_myoElbowPose1D6MRandom-v0"]
+    trials = [t for ts in after.values() for t in ts]
+    assert len(trials) == 6 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}, [t.state for t in trials]
+    assert len((run / "command.txt").read_text().splitlines()) == 2, "started, then resumed after the kill"
+    # Two workers wrote at once: trials whose runs overlap in time.
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+    table = pd.read_csv(folder / "trials.csv")
+    assert len(table) == 6 and set(table["state"]) <= {"complete", "pruned"}
+    assert sorted(p.name for p in (folder / "best").iterdir()) == [
+        "ppo_isotropic_myoElbowPose1D6MRandom-v0.yml",
+        "ppo_pink_myoElbowPose1D6MRandom-v0.yml",
+    ]
+    assert str(postgres_url.rsplit(":", 1)[1]) not in (folder / "tuning.yml").read_text()  # the URL is not recorded
+
+
+@pytest.mark.postgres
+def test_four_processes_ask_report_and_tell_one_study_at_once_on_postgresql(tmp_path, postgres_url):
+    url = database_url(postgres_url)
+    optuna.create_study(study_name="shared", storage=url, direction="maximize")
+    script = tmp_path / "ask_and_tell.py"
+    script.write_text(ASK_AND_TELL)
+    procs = [
+        subprocess.Popen([sys.executable, str(script), postgres_url, str(i)], cwd=ROOT, env=ENV, stderr=subprocess.PIPE)
+        for i in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    trials = optuna.load_study(study_name="shared", storage=url).trials
+    assert sorted(t.number for t in trials) == list(range(20))
+    assert all(t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [0, 1, 2, 3] for t in trials)
+    processes = [t.user_attrs["process"] for t in sorted(trials, key=lambda t: t.number)]
+    assert sorted(processes) == sorted(list(range(4)) * 5)
+    switches = sum(a != b for a, b in itertools.pairwise(processes))
+    assert switches > 3, processes  # more than one run of trials per process: they wrote at once
+
+
+@pytest.mark.postgres
+def test_a_trial_whose_holder_is_killed_is_failed_after_the_grace_period_and_retried_by_the_running_tuning(
+    tmp_path, postgres_url
+):
+    """While lattice-tune runs, another process holds a trial of its study (asks it, trains it with heartbeats, as a
+    worker elsewhere would) and is SIGKILLed: after the grace period the driver fails it and retries it as a new
+    trial with the same settings, which resumes the lost trial's run from its checkpoint; nothing stays running."""
+    spec = {**TINY, "name": "pg_lost", "noises": ["isotropic"], "trials": 5, "retries": 1}
+    spec["search"] = {"learning_rate": TINY["search"]["learning_rate"]}
+    spec["heartbeat"] = {"interval": 1, "grace": 4}
+    command = tune_command(tmp_path, spec, "--max-concurrent", "1", "--storage", postgres_url)
+    folder = tmp_path / "tune" / "pg_lost"
+    name = "pg_lost/ppo_isotropic_myoElbowPose1D6MRandom-v0"
+    (tmp_path / "holder.py").write_text(HOLDER)
+    holder_command = [sys.executable, str(tmp_path / "holder.py"), str(tmp_path / "pg_lost.yaml"), postgres_url]
+    holder_command.append(str(folder))
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=out, stderr=out)
+    holder = None
+    try:
+        # The driver runs its first trial (it took over the trials running when it started): the holder starts.
+        wait_for(lambda: any(t.state.name == "RUNNING" for t in all_studies(postgres_url)[name]), 120, "a trial", proc)
+        holder = subprocess.Popen(
+            holder_command, cwd=ROOT, env=ENV, start_new_session=True, stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None
+        lost = int(holder.stdout.readline())
+        wait_for(lambda: len(all_studies(postgres_url)[name][lost].intermediate_values) >= 2, 120, "2 reports", proc)
+        os.killpg(holder.pid, signal.SIGKILL)
+        killed = time.time()
+        holder.wait()
+        proc.wait(timeout=300)
+    finally:
+        for p in (proc, holder):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    output = (tmp_path / "out.txt").read_text()
+    assert proc.returncode == 0, output[-3000:]  # a lost trial that was retried is not a failure
+    trials = all_studies(postgres_url)[name]
+    lost_trial = trials[lost]
+    assert lost_trial.state.name == "FAIL"
+    after_kill = lost_trial.datetime_complete.timestamp() - killed
+    print(f"failed {after_kill:.1f} s after the kill (grace 4 s, interval 1 s)")
+    assert 2 <= after_kill <= 4 + 1 + 3, after_kill  # the last beat came up to 1 s before the kill
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == lost]
+    assert len(retries) == 1
+    retry = retries[0]
+    assert f"lost: {name} trial {lost} | no heartbeat for 4 s: retried as trial {retry.number}" in output
+    assert retry.params == lost_trial.params and retry.state.name in ("COMPLETE", "PRUNED")
+    assert retry.intermediate_values.items() >= lost_trial.intermediate_values.items()  # inherited, then its own
+    assert max(retry.intermediate_values) > max(lost_trial.intermediate_values)
+    run = folder / "trials" / "isotropic" / f"{lost:03d}"
+    assert len((run / "command.txt").read_text().splitlines()) == 2, "started by the holder, resumed by the retry"
+    assert not (folder / "trials" / "isotropic" / f"{retry.number:03d}").exists()
+    assert {t.state.name for t in trials if t.number != lost} <= {"COMPLETE", "PRUNED"}
+    table = pd.read_csv(folder / "trials.csv").set_index("trial")
+    assert table.loc[lost, "state"] == "lost" and table.loc[retry.number, "run"] == str(run)
+
+
+def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial_in_its_run_folder(tmp_path):
+    """SQLite (the default storage) has the heartbeats too: a tuning killed mid-trial and started again after the
+    grace period fails the trial that was running and retries it as a new trial that resumes its run; the lost
+    trial does not count against the number of trials."""
+    spec = {**TINY, "name": "lost_restart", "noises": ["isotropic"], "trials": 2, "retries": 1}
+    spec["search"] = {"learning_rate": TINY["search"]["learning_rate"]}
+    spec["heartbeat"] = {"interval": 1, "grace": 3}
+    command = tune_command(tmp_path, spec, "--max-concurrent", "1")
+    folder = tmp_path / "tune" / "lost_restart"
+    name = "lost_restart/ppo_isotropic_myoElbowPose1D6MRandom-v0"
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: len(studies(folder)[name][0].intermediate_values) >= 2, 180, "2 reports", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the tuning and its Dask workers
+        proc.wait()
+    killed = time.time()
+    assert studies(folder)[name][0].state.name == "RUNNING"
+    time.sleep(3 + 1)
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = studies(folder)[name]
+    assert [t.state.name for t in trials][:2] == ["FAIL", "COMPLETE"] and len(trials) == 3, trials
+    retry = trials[1]
+    assert retry.system_attrs["failed_trial"] == 0 and retry.params == trials[0].params
+    assert f"lost: {name} trial 0 | no heartbeat for 3 s: retried as trial 1" in result.stdout
+    assert trials[0].datetime_complete.timestamp() - killed >= 3
+    assert retry.intermediate_values.items() >= trials[0].intermediate_values.items()
+    assert sorted(retry.intermediate_values) == [64, 128, 192, 256, 320]
+    assert len((folder / "trials" / "isotropic" / "000" / "command.txt").read_text().splitlines()) == 2
+    assert not (folder / "trials" / "isotropic" / "001").exists()
+    assert trials[2].state.name in ("COMPLETE", "PRUNED") and "failed_trial" not in trials[2].system_attrs
+    table = pd.read_csv(folder / "trials.csv")
+    assert table["state"].tolist()[:2] == ["lost", "complete"]
+    assert table["run"].tolist()[:2] == [str(folder / "trials" / "isotropic" / "000")] * 2
+
+
+def test_an_unreachable_database_exits_2_with_one_line_and_no_password(tmp_path):
+    url = "postgresql://lattice:s3cret@127.0.0.1:1/lattice"  # nothing listens on port 1
+    result = subprocess.run(
+        tune_command(tmp_path, TINY, "--storage", url), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: Cannot open the studies' database postgresql+psycopg2://lattice:***@")
+    assert len(result.stderr.splitlines()) == 1 and "s3cret" not in result.stderr
+
+
+def test_a_worker_neither_trains_nor_reports_a_trial_failed_as_lost_meanwhile(tmp_path):
+    """Dask may run the task of a trial again after it was failed as lost (its retry trains instead): the worker does
+    not train it. A worker whose trial is failed while it trains stops at its next report."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    tuning = load_tuning(path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="lost", storage=url, direction="maximize")
+    trial = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)})
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # as fail_stale_trials does
+    config = trial_config(tuning, "isotropic", trial.params)
+    run = tmp_path / "run"
+    result = run_tuning_trial(config, str(run), str(tmp_path / "log"), url, "lost", trial._trial_id, tuning)
+    assert result == {"state": "lost", "error": "the trial is FAIL in the study: not run"}
+    assert not run.exists()
+
+    report = ReportToOptuna(trial, total_steps=320)
+    evaluation = EvalCallback(make_vec_env("CartPole-v1"), callback_after_eval=report)
+    evaluation.num_timesteps, evaluation.last_mean_reward = 64, 1.0
+    with pytest.raises(TrialLost, match="trial 0 was failed at 64 steps by another process"):
+        report._on_step()

@@ -13,6 +13,7 @@ A tuning file (``configs/tune/*.yaml``)::
     objective: {last: 3}              # mean evaluation return over the last 3 evaluations
     pruner: {startup_trials: 5, warmup_evaluations: 2}   # Optuna's median pruner
     storage: null                     # null: SQLite in the study folder; or an RDB URL (a cluster's workers)
+    heartbeat: {interval: 10, grace: 60}   # seconds: a trial is lost when no one beats for it for `grace`
     search:                           # key (as in --hyperparams) → a range or choices; `noises:` limits an entry
       learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}
       policy_kwargs.log_std_init: {low: -2.0, high: 0.5}
@@ -28,6 +29,28 @@ return of the last ``objective.last`` evaluations. A killed tuning resumes with 
 stay, trials that were running continue from their run folders' checkpoints, and the studies go on to their number
 of trials.
 
+The studies are in ``storage``: by default SQLite in the study folder (one machine); for workers on other machines,
+a database server's URL (``--storage postgresql://user:password@host/db``; a bare ``postgresql://`` means the
+psycopg2 driver of the ``sweeps`` extra). One ``lattice-tune`` drives a study folder (its lock); its Dask workers
+write the intermediate values of their trials into the studies at once.
+
+Heartbeats (Optuna's, in every storage): whoever holds a trial records a heartbeat for it every ``heartbeat.interval``
+seconds (default 10) from a thread: the driver for every trial it has asked and not told yet (queued for a worker or
+running), and the worker process while it trains the trial. A trial with no heartbeat for ``heartbeat.grace``
+seconds (default 60: six missed beats, which a database restart or a busy SQLite file survives) was lost with its
+holder, e.g. the job that ran the driver and its workers. Every driver of the study fails such trials when it
+starts and then every ``interval`` seconds (Optuna's ``fail_stale_trials``), and Optuna's
+``RetryHeartbeatStaleTrialCallback`` (``max_retry``: the tuning's ``retries``, intermediate values inherited) queues
+a copy with the same settings as a new trial (its ``failed_trial`` system attribute names the lost one). The driver
+runs queued copies before it draws new points; a copy trains in the run folder of the trial it replaces, so it
+resumes from that run's last checkpoint, and the lost trial does not count against the number of trials. While the
+driver lives, a worker that dies is Dask's to handle: the trial's task is rescheduled and resumes from its
+checkpoint (the driver keeps beating for it). A restarted driver continues the trials that are still running and
+not yet stale (those of the tuning that was killed: the folder's lock says nobody else drives the study), fails and
+retries the stale ones, and before it ends waits up to ``grace + interval`` seconds for trials that run elsewhere,
+so that a lost one is retried rather than left running. A worker whose trial was failed meanwhile (its heartbeat
+stopped for longer than the grace, e.g. the machine was suspended) stops it at its next report.
+
 Written into the study folder: ``study.db`` (the studies), ``trials.csv``, ``best.md``,
 ``best/<algo>_<noise>_<env>.yml`` (the best settings per noise, as a config ``lattice-train --config`` takes),
 ``seeds.yaml`` (a sweep of the tuned configs over 5 seeds other than the tuning seed), ``history.png`` and
@@ -38,7 +61,9 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +73,10 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from lattice.experiments import rundir
+from lattice.experiments.cluster import connect, slurm_plan
 from lattice.experiments.config import ConfigError, dump_config, load_yaml, resolve_config
-from lattice.experiments.sweep import _as_text, connect, run_trial, trial_resources, worker_slots
+from lattice.experiments.process import Terminated
+from lattice.experiments.sweep import SweepStopped, _as_text, folder_name, run_trial, sweep_retries, trial_resources
 from lattice.noise import NOISES
 
 TUNE_KEYS = (
@@ -63,6 +90,7 @@ TUNE_KEYS = (
     "objective",
     "pruner",
     "storage",
+    "heartbeat",
     "search",
     "resources",
     "retries",
@@ -70,13 +98,15 @@ TUNE_KEYS = (
 )
 SPACE_KEYS = ("low", "high", "log", "step", "choices", "noises")
 SEEDS_AFTER_TUNING = 5  # seeds of the generated sweep of the tuned configs
+HEARTBEAT = {"interval": 10, "grace": 60}  # seconds (see the module's docstring)
 
 
 def load_tuning(path: Path) -> dict[str, Any]:
     """The tuning file, checked: its keys, its noises, its search space, and every trial's config at both ends of
     every range and at every choice (so that a bad key or value fails before anything runs)."""
     tuning = load_yaml(path)
-    tuning["name"] = str(tuning.get("name") or path.stem)
+    tuning["name"] = folder_name(tuning.get("name"), path)  # one folder under the log dir
+    tuning["retries"] = sweep_retries(tuning)  # an integer >= 0, as in sweeps
     unknown = set(tuning) - set(TUNE_KEYS)
     if unknown:
         raise ConfigError(f"Unknown tuning key(s) {sorted(unknown)} in {path}; valid: {', '.join(TUNE_KEYS)}")
@@ -90,7 +120,11 @@ def load_tuning(path: Path) -> dict[str, Any]:
         value = tuning.setdefault(key, 20 if key == "trials" else 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    defaults = {"objective": {"last": 3}, "pruner": {"startup_trials": 5, "warmup_evaluations": 2}}
+    defaults = {
+        "objective": {"last": 3},
+        "pruner": {"startup_trials": 5, "warmup_evaluations": 2},
+        "heartbeat": HEARTBEAT,
+    }
     for name, block_defaults in defaults.items():
         given = tuning.get(name) or {}
         if not isinstance(given, dict):
@@ -98,10 +132,16 @@ def load_tuning(path: Path) -> dict[str, Any]:
         for key, value in given.items():
             if key not in block_defaults:
                 raise ConfigError(f"Unknown {name} setting {key!r}; valid: {', '.join(block_defaults)}")
-            minimum = 1 if key == "last" else 0
+            minimum = 0 if name == "pruner" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"{name}.{key} must be an integer >= {minimum}, got {value!r}")
         tuning[name] = {**block_defaults, **given}
+    if tuning["heartbeat"]["grace"] <= tuning["heartbeat"]["interval"]:
+        beats = tuning["heartbeat"]
+        raise ConfigError(
+            f"heartbeat.grace must be longer than heartbeat.interval (a trial is lost after missed beats), got "
+            f"interval={beats['interval']!r}, grace={beats['grace']!r}"
+        )
     trial_resources(tuning)
     if not isinstance(tuning["search"], dict):
         raise ConfigError(f"search must be a mapping of setting -> range or choices, got {tuning['search']!r}")
@@ -204,6 +244,10 @@ def study_name(tuning: dict[str, Any], config: dict[str, Any]) -> str:
     return f"{tuning['name']}/{config_name(config)}"
 
 
+class TrialLost(Exception):
+    """The trial being trained was failed meanwhile as lost (no heartbeat for the grace period), and is retried."""
+
+
 class ReportToOptuna(BaseCallback):
     """After each evaluation (SB3's ``callback_after_eval``): report the mean return to the trial, and raise
     ``optuna.TrialPruned`` when the pruner says so (before the last step: a finished run is not pruned)."""
@@ -219,7 +263,13 @@ class ReportToOptuna(BaseCallback):
         evaluation = self.parent
         assert isinstance(evaluation, EvalCallback)
         step, value = evaluation.num_timesteps, float(evaluation.last_mean_reward)
-        self.trial.report(value, step)
+        try:
+            self.trial.report(value, step)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise TrialLost(
+                f"trial {self.trial.number} was failed at {step:,} steps by another process (its heartbeat had "
+                "stopped for the grace period) and is retried as a new trial"
+            ) from None
         if step < self.total_steps and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at {step:,} steps: return {value:.2f}")
         return True
@@ -240,28 +290,246 @@ def run_tuning_trial(
     trial_id: int,
     tuning: dict[str, Any],
 ) -> dict[str, Any]:
-    """One trial in a Dask worker: train (or resume, or skip a finished run) with reports to the study.
+    """One trial in a Dask worker: train (or resume, or skip a finished run) with reports to the study, recording
+    the trial's heartbeat while it trains.
 
-    :return: ``{"state": "complete", "value": ...}`` or ``{"state": "pruned", "error": ...}``.
+    :return: ``{"state": "complete", "value": ...}``, ``{"state": "pruned", "error": ...}``, or ``{"state": "lost",
+        "error": ...}`` when the trial was failed as lost before or while it ran here (its retry runs instead).
     """
     import optuna
 
     pruner = median_pruner(tuning["pruner"], config["eval_freq"])
-    study = optuna.load_study(study_name=name, storage=_storage(storage), pruner=pruner)
+    rdb = _storage(storage)
+    state = rdb.get_trial(trial_id).state
+    if state != optuna.trial.TrialState.RUNNING:  # e.g. Dask reran the task of a trial failed as lost meanwhile
+        return {"state": "lost", "error": f"the trial is {state.name} in the study: not run"}
+    study = optuna.load_study(study_name=name, storage=rdb, pruner=pruner)
     report = ReportToOptuna(optuna.trial.Trial(study, trial_id), config["timesteps"])
-    try:
-        run_trial(config, run_dir, log_file, after_eval=report)
-    except optuna.TrialPruned as e:
-        return {"state": "pruned", "error": str(e)}
+    with Heartbeat(rdb, tuning["heartbeat"]["interval"], [trial_id]):
+        try:
+            run_trial(config, run_dir, log_file, after_eval=report)
+        except optuna.TrialPruned as e:
+            return {"state": "pruned", "error": str(e)}
+        except TrialLost as e:
+            return {"state": "lost", "error": str(e)}
     return {"state": "complete", "value": objective(Path(run_dir), tuning["objective"]["last"])}
 
 
-def _storage(url: str) -> Any:
-    """An RDB storage; SQLite waits up to a minute for a lock held by another process (workers report at once)."""
+def database_url(url: str) -> str:
+    """``url`` with PostgreSQL's driver named: a bare ``postgresql://`` (or ``postgres://``) URL means psycopg2, the
+    driver that the ``sweeps`` extra installs (SQLAlchemy 2.1 would pick psycopg 3)."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgresql", "postgres") else url
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, for messages."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: say so without echoing it
+        return "the storage URL"
+
+
+def _storage(url: str, heartbeat: dict[str, int] | None = None, retries: int = 0) -> Any:
+    """An RDB storage. SQLite waits up to a minute for a lock held by another process (workers report at once); a
+    server's pooled connections are tested before use (the server may have restarted), and PostgreSQL gives up
+    connecting after 20 s. With ``heartbeat`` (the
+    driver's studies): Optuna's heartbeat interval and grace period, and the retry of a lost trial, up to
+    ``retries`` times, as a new trial that inherits the lost one's intermediate values.
+
+    :raises ConfigError: no driver for the URL is installed, or the database cannot be opened.
+    """
+    import warnings
+
+    import optuna
+    import sqlalchemy
+
+    url = database_url(url)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if url.startswith("postgresql+psycopg2"):
+        kwargs["connect_args"] = {"connect_timeout": 20}  # a server that does not answer: an error, not a hang
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's API is experimental
+        beats: dict[str, Any] = {}
+        if heartbeat is not None:
+            beats = {"heartbeat_interval": heartbeat["interval"], "grace_period": heartbeat["grace"]}
+            retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+            if retry is None:  # Optuna < 4.9: the same callback under its former names
+                retry, key = optuna.storages.RetryFailedTrialCallback, "failed_trial_callback"
+            else:
+                key = "heartbeat_stale_trial_callback"
+            beats[key] = retry(max_retry=retries, inherit_intermediate_values=True)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beats)
+        except ImportError as e:  # e.g. postgresql+psycopg2:// without psycopg2
+            raise ConfigError(
+                f"No database driver for {_shown(url)} ({e.__cause__ or e}): pip install 'sb3-lattice[sweeps]' "
+                "(it installs psycopg2, PostgreSQL's)"
+            ) from None
+        except sqlalchemy.exc.SQLAlchemyError as e:  # the server does not answer, refuses the login, ...
+            why = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConfigError(f"Cannot open the studies' database {_shown(url)}: {why}") from None
+
+
+def run_number(trial: Any) -> int:
+    """The number of the trial whose run folder a (frozen) trial trains in: a retry's lost trial, else its own."""
+    return int(trial.system_attrs.get("failed_trial", trial.number))
+
+
+def _retried(trials: list[Any]) -> set[int]:
+    """The numbers of the lost trials that a retry replaced (each retry names the trial it replaces last)."""
+    return {t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
+
+
+def _counted(trials: list[Any]) -> int:
+    """The trials that count against a study's budget: all but the lost ones that a retry replaced."""
+    return len(trials) - len(_retried(trials))
+
+
+def _to_run(study: Any, budget: int) -> int:
+    """Trials of a study still to run: new ones up to its budget, and the queued retries of lost ones."""
     import optuna
 
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    trials = study.get_trials(deepcopy=False)
+    queued = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
+    return max(0, budget - _counted(trials)) + queued
+
+
+def fail_stale(studies: dict[str, Any], grace: int) -> None:
+    """Fail the trials that no one has recorded a heartbeat for in ``grace`` seconds (Optuna's ``fail_stale_trials``,
+    which also runs the studies' retry callback), saying which and their retries."""
+    import warnings
+
+    import optuna
+
+    running = optuna.trial.TrialState.RUNNING
+    for study in studies.values():
+        before = {t._trial_id for t in study.get_trials(deepcopy=False, states=(running,))}
+        if not before:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
+            if t._trial_id in before and t.state == optuna.trial.TrialState.FAIL:
+                retries = [r.number for r in trials if r.system_attrs.get("retry_history", [None])[-1] == t.number]
+                then = f"retried as trial {retries[0]}" if retries else "not retried (its retries are used up)"
+                print(f"lost: {study.study_name} trial {t.number} | no heartbeat for {grace} s: {then}", flush=True)
+
+
+class Heartbeat:
+    """Optuna heartbeats (``record_heartbeat``) of the trials this process holds, from a thread: at ``start``, then
+    every ``interval`` seconds until ``close``. A beat that fails (the database unreachable for a moment) is tried
+    again at the next one: the thread goes on (Optuna's own heartbeat thread ends at the first error)."""
+
+    def __init__(self, storage: Any, interval: float, trial_ids: Iterable[int] = ()):
+        self.storage, self.interval = storage, interval
+        self._held = set(trial_ids)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned = False
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def held(self) -> set[int]:
+        with self._lock:
+            return set(self._held)
+
+    def hold(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` from now on (and now: a trial gets its first heartbeat when it is held)."""
+        with self._lock:
+            self._held.add(trial_id)
+        self._beat([trial_id])
+
+    def release(self, trial_id: int) -> None:
+        with self._lock:
+            self._held.discard(trial_id)
+
+    def start(self) -> None:
+        self._beat(self.held())
+        self._thread = threading.Thread(target=self._run, name="lattice-heartbeat", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat(self.held())
+
+    def _beat(self, trial_ids: Iterable[int]) -> None:
+        for trial_id in trial_ids:
+            try:
+                self.storage.record_heartbeat(trial_id)
+            except Exception as e:  # the next beat tries again
+                if not self._warned:
+                    self._warned = True
+                    print(
+                        f"warning: a trial's heartbeat was not recorded ({repr(e)[:200]}); trying every "
+                        f"{self.interval} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+
+class TrialWatch(Heartbeat):
+    """The driver's heartbeats and watch: it beats for the trials it holds (asked, or continued after a restart,
+    and not told yet), and every ``interval`` seconds fails the studies' trials that no one has beaten for
+    ``grace`` seconds (``fail_stale``), whose retries ``_ask`` hands out first."""
+
+    def __init__(self, studies: dict[str, Any], storage: Any, heartbeat: dict[str, int], trial_ids: Iterable[int]):
+        super().__init__(storage, heartbeat["interval"], trial_ids)
+        self.studies, self.grace = studies, heartbeat["grace"]
+        self._checked = self._looked = time.monotonic()
+        self._idle_since: float | None = None
+
+    def hold(self, trial_id: int) -> None:
+        super().hold(trial_id)
+        self._idle_since = None
+
+    def check(self) -> None:
+        """Fail (and retry) the studies' lost trials, once per ``interval`` seconds."""
+        if time.monotonic() - self._checked >= self.interval:
+            self._checked = time.monotonic()
+            fail_stale(self.studies, self.grace)
+
+    def wait_for_others(self) -> bool:
+        """With nothing else to do: whether to wait on for trials of the studies that run elsewhere (not held here).
+        Up to ``grace + interval`` seconds: a trial whose holder is dead is failed by then, and its retry runs here;
+        one whose holder beats on is left to it. The studies are read once per ``interval`` seconds."""
+        now = time.monotonic()
+        if self._idle_since is not None and now - self._looked < self.interval:
+            return True
+        self._looked = now
+        held, running = self.held(), []
+        for study in self.studies.values():
+            trials = study.get_trials(deepcopy=False)
+            running += [
+                f"{study.study_name} trial {t.number}"
+                for t in trials
+                if t.state.name == "RUNNING" and t._trial_id not in held
+            ]
+        if not running:
+            return False
+        wait = self.grace + self.interval
+        if self._idle_since is None:
+            self._idle_since = now
+            print(f"waiting up to {wait} s for trials running elsewhere: {', '.join(running)}", flush=True)
+        if now - self._idle_since <= wait:
+            return True
+        print(f"not waiting longer for {', '.join(running)}: their heartbeats go on", flush=True)
+        return False
 
 
 def run_tuning(
@@ -286,6 +554,8 @@ def run_tuning(
     name = tuning["name"]
     if slurm and not tuning.get("slurm"):
         raise ConfigError(f"--slurm needs a 'slurm:' block in {path} (queue, account, walltime, cores, memory)")
+    if slurm:
+        slurm_plan(tuning["slurm"])  # its keys and values, before anything is created
     folder = log_dir / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -317,7 +587,8 @@ def median_pruner(settings: dict[str, int], eval_freq: int) -> Any:
 
 
 def _studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
-    """Noise → its Optuna study (created, or loaded to continue), all with the same sampler seed and pruner."""
+    """Noise → its Optuna study (created, or loaded to continue), all with the same sampler seed and pruner, and
+    the heartbeat settings and retry callback of lost trials (``_storage``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -326,7 +597,7 @@ def _studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
         config = trial_config(tuning, noise, {})
         studies[noise] = optuna.create_study(
             study_name=study_name(tuning, config),
-            storage=_storage(url),
+            storage=_storage(url, tuning["heartbeat"], int(tuning.get("retries", 1))),
             sampler=optuna.samplers.TPESampler(seed=tuning["seed"]),  # reseeded per trial by _ask
             pruner=median_pruner(tuning["pruner"], config["eval_freq"]),
             direction="maximize",
@@ -348,36 +619,43 @@ def _drive(
 
     studies = _studies(tuning, url)
     budget = tuning["trials"]
-    # Trials left running by a killed tuning (this process holds the folder's lock: nobody runs them) continue.
+    fail_stale(studies, tuning["heartbeat"]["grace"])  # lost trials (a killed tuning's, long ago): retried
+    # Trials left running by a killed tuning and not lost yet (this process holds the folder's lock: nobody else
+    # runs them) continue.
     waiting = [(noise, t) for noise, study in studies.items() for t in study.trials if t.state.name == "RUNNING"]
-    remaining = sum(max(0, budget - len(study.trials)) for study in studies.values()) + len(waiting)
+    remaining = sum(_to_run(study, budget) for study in studies.values()) + len(waiting)
     if remaining == 0:
         print(f"tuning {folder.name}: all {budget} trials per noise are done", flush=True)
         return
     resources = trial_resources(tuning)
-    client, submit_resources = connect(tuning, resources, max_concurrent, scheduler, slurm, remaining)
+    engine = connect(tuning, resources, max_concurrent, scheduler, slurm, remaining, folder)
     futures: dict[Any, tuple[str, Any]] = {}
     pending = as_completed()
+    unsubmitted = remaining  # trials still to hand out (for the SLURM jobs' count)
+    watch = TrialWatch(studies, _storage(url), tuning["heartbeat"], [t._trial_id for _, t in waiting])
     try:
+        watch.start()
         print(
-            f"tuning {folder.name}: {budget} trials per noise ({', '.join(studies)}) in {folder} "
-            f"on {client.scheduler.address}",
+            f"tuning {folder.name}: {budget} trials per noise ({', '.join(studies)}) in {folder} on {engine.address}",
             flush=True,
         )
         while True:
-            free = worker_slots(client, submit_resources) - pending.count()
+            engine.tick(unsubmitted + pending.count())  # SLURM: replace ended jobs; give up without workers
+            free = engine.slots() - pending.count()
             while free > 0:
                 task = waiting.pop(0) if waiting else _ask(studies, budget, tuning)
                 if task is None:
+                    unsubmitted = 0
                     break
                 noise, trial = task
+                watch.hold(trial._trial_id)
                 config = trial_config(tuning, noise, trial.params)
-                number = f"{trial.number:03d}"
-                future = client.submit(
+                number, run = f"{trial.number:03d}", f"{run_number(trial):03d}"  # a retry resumes its lost trial
+                future = engine.client.submit(
                     run_tuning_trial,
                     config,
-                    str(folder / "trials" / noise / number),
-                    str(folder / "output" / f"{noise}_{number}.log"),
+                    str(folder / "trials" / noise / run),
+                    str(folder / "output" / f"{noise}_{run}.log"),
                     url,
                     studies[noise].study_name,
                     trial._trial_id,
@@ -385,67 +663,99 @@ def _drive(
                     key=f"{folder.name}/{noise}_{number}",  # unique on a shared scheduler
                     retries=int(tuning.get("retries", 1)),
                     pure=False,
-                    resources=submit_resources,
+                    resources=engine.submit_resources,
                 )
                 futures[future] = (noise, trial)
                 pending.add(future)
+                unsubmitted = max(0, unsubmitted - 1)
                 free -= 1
-            if pending.is_empty():
+            if pending.is_empty() and not watch.wait_for_others():
                 break
-            for future in pending.next_batch(block=True):
+            for future in pending.next_batch(block=False):
                 noise, trial = futures.pop(future)
                 _tell(studies[noise], trial, future)
-            time.sleep(0.1)
+                watch.release(trial._trial_id)
+            watch.check()
+            time.sleep(0.2)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated): the running trials save their checkpoints
+        why = str(e) or "interrupted (Ctrl-C)"
+        stopped = engine.stop_trials(why, [f for f in futures if not f.done()])
+        raise SweepStopped(why, stopped, 143 if isinstance(e, Terminated) else 130) from None
     finally:
-        client.close()
+        watch.close()
+        engine.close()
 
 
 def _ask(studies: dict[str, Any], budget: int, tuning: dict[str, Any]) -> tuple[str, Any] | None:
-    """A new trial of the noise with the fewest trials so far (None: every study has its budget).
+    """The next trial, as a frozen trial: a queued retry of a lost trial (of any noise) first, else a new trial of
+    the noise with the fewest trials so far (None: every study has its budget).
 
     The sampler is seeded with (tuning seed, trial number): a sampler seeded once would, after a restart, draw its
     first points again (its random start-up trials repeated the trials before the kill)."""
     import optuna
 
-    open_studies = [(len(s.trials), noise) for noise, s in studies.items() if len(s.trials) < budget]
+    for noise, study in studies.items():
+        if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            return noise, _asked(study, distributions(tuning["search"], noise))  # Optuna pops the queued trial
+    counts = [(_counted(s.get_trials(deepcopy=False)), noise) for noise, s in studies.items()]
+    open_studies = [(count, noise) for count, noise in counts if count < budget]
     if not open_studies:
         return None
-    count, noise = min(open_studies)
+    _, noise = min(open_studies)
     study = studies[noise]
     study.sampler = optuna.samplers.TPESampler(
-        seed=int(np.random.SeedSequence([tuning["seed"], count]).generate_state(1)[0])
+        seed=int(np.random.SeedSequence([tuning["seed"], len(study.trials)]).generate_state(1)[0])
     )
-    return noise, study.ask(distributions(tuning["search"], noise))
+    return noise, _asked(study, distributions(tuning["search"], noise))
+
+
+def _asked(study: Any, space: dict[str, Any]) -> Any:
+    """``study.ask(space)``, frozen (its system attributes say which trial a retry replaces)."""
+    import warnings
+
+    with warnings.catch_warnings():  # the driver holds the trial's heartbeat itself (TrialWatch), not study.optimize
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        trial = study.ask(space)
+    return study._storage.get_trial(trial._trial_id)
 
 
 def _tell(study: Any, trial: Any, future: Any) -> None:
     import optuna
 
     label = f"{study.study_name} trial {trial.number}"
-    if future.status != "finished":
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        print(f"FAILED: {label} | {repr(future.exception())[:200]}", flush=True)
-        return
-    result = future.result()
-    if result["state"] == "pruned":
-        study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
-        print(f"pruned: {label} | {result['error']}", flush=True)
-    else:
-        study.tell(trial.number, result["value"])  # a NaN objective makes it a failed trial (Optuna's rule)
-        complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
-        best = f"best so far {max(complete):.2f}" if complete else "no complete trial yet"
-        print(f"complete: {label} | objective {result['value']:.2f} ({best})", flush=True)
+    try:
+        if future.status != "finished":
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            print(f"FAILED: {label} | {repr(future.exception())[:200]}", flush=True)
+            return
+        result = future.result()
+        if result["state"] == "lost":
+            print(f"lost: {label} | {result['error']}", flush=True)
+        elif result["state"] == "pruned":
+            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+            print(f"pruned: {label} | {result['error']}", flush=True)
+        else:
+            study.tell(trial.number, result["value"])  # a NaN objective makes it a failed trial (Optuna's rule)
+            complete = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+            best = f"best so far {max(complete):.2f}" if complete else "no complete trial yet"
+            print(f"complete: {label} | objective {result['value']:.2f} ({best})", flush=True)
+    except optuna.exceptions.UpdateFinishedTrialError:  # failed as lost meanwhile (by another driver of the study)
+        print(f"lost: {label} | failed meanwhile by another process (no heartbeat for the grace period)", flush=True)
 
 
 def trials_table(studies: dict[str, Any], folder: Path) -> pd.DataFrame:
-    """One row per trial: noise, number, state, objective (pruned: its last report), steps, settings, folder."""
+    """One row per trial: noise, number, state, objective (pruned: its last report), steps, settings, folder. A
+    trial lost (no heartbeat for the grace period) and retried is ``lost``, not ``fail``: its retry is a row too."""
     rows = []
     for noise, study in studies.items():
-        for t in study.trials:
+        trials = study.trials
+        retried = _retried(trials)
+        for t in trials:
             steps = max(t.intermediate_values) if t.intermediate_values else 0
             value = t.value if t.value is not None else t.intermediate_values.get(steps)
-            row = {"noise": noise, "trial": t.number, "state": t.state.name.lower(), "objective": value}
-            row |= {"steps": steps, **t.params, "run": str(folder / "trials" / noise / f"{t.number:03d}")}
+            state = "lost" if t.number in retried else t.state.name.lower()
+            row = {"noise": noise, "trial": t.number, "state": state, "objective": value}
+            row |= {"steps": steps, **t.params, "run": str(folder / "trials" / noise / f"{run_number(t):03d}")}
             rows.append(row)
     return pd.DataFrame(rows)
 
