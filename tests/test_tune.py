@@ -387,6 +387,8 @@ def test_a_trial_whose_holder_is_killed_is_failed_after_the_grace_period_and_ret
     worker elsewhere would) and is SIGKILLed: after the grace period the driver fails it and retries it as a new
     trial with the same settings, which resumes the lost trial's run from its checkpoint; nothing stays running."""
     spec = {**TINY, "name": "pg_lost", "noises": ["isotropic"], "trials": 5, "retries": 1}
+    # 15 reports per trial: on a loaded machine the holder must still be training when it is killed after 2
+    spec["settings"] = {**TINY["settings"], "timesteps": 960}
     spec["search"] = {"learning_rate": TINY["search"]["learning_rate"]}
     spec["heartbeat"] = {"interval": 1, "grace": 4}
     command = tune_command(tmp_path, spec, "--max-concurrent", "1", "--storage", postgres_url)

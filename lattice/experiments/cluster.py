@@ -23,7 +23,7 @@ SLURM (``--slurm``, the file's ``slurm:`` block). dask-jobqueue writes the job s
   longer than one walltime thus goes on across jobs, each resuming from the checkpoint the last one saved.
 - A sweep never waits forever: when trials wait and no worker has been connected for ``worker_wait`` seconds (jobs
   pending in a full queue, jobs that fail at start), the driver says so and exits (``NoWorkers``); the same command
-  continues the sweep.
+  continues the sweep. A scheduler of the user's (``--scheduler``) that has no worker gets ``WORKER_WAIT``.
 """
 
 from __future__ import annotations
@@ -221,7 +221,9 @@ def _local_cluster(n_workers: int | None, resources: dict[str, int], n_trials: i
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",  # a free port: sweeps side by side never clash
         resources=resources,
-        silence_logs=logging.ERROR,  # a trial's error is reported by the sweep (and its error.txt), once
+        # A trial's error is reported once, by the sweep (with its traceback in the trial's error.txt), not also
+        # by the worker ("Compute Failed"), which would also print a traceback for a trial stopped on Ctrl-C.
+        silence_logs=logging.CRITICAL,
     )
     client = Client(cluster)
     client.run(_stop_on_ctrl_c)
@@ -241,7 +243,7 @@ def slurm_cluster(plan: SlurmPlan, resources: dict[str, int], folder: Path | Non
 
     options = dict(plan.options)
     gpus = resources.get("gpus", 0)
-    per_job = 1 if gpus else max(1, int(options.get("cores", resources["cpus"])) // resources["cpus"])
+    per_job = trials_per_job(plan, resources)
     options.setdefault("cores", per_job * resources["cpus"])
     if gpus:
         options["job_extra_directives"] = [*options.get("job_extra_directives", []), f"--gres=gpu:{gpus}"]
@@ -273,21 +275,27 @@ def slurm_cluster(plan: SlurmPlan, resources: dict[str, int], folder: Path | Non
     return SLURMCluster(processes=per_job, scheduler_options=scheduler_options, **options)
 
 
+def trials_per_job(plan: SlurmPlan, resources: dict[str, int]) -> int:
+    """Trials one job runs at once: ``cores // cpus`` (one worker process each), or one GPU trial."""
+    if resources.get("gpus", 0):
+        return 1
+    return max(1, int(plan.options.get("cores", resources["cpus"])) // resources["cpus"])
+
+
 class JobKeeper:
     """Keeps ``jobs`` SLURM jobs of a dask-jobqueue cluster alive while trials need them (see the module docstring).
 
     :param cluster: The SLURMCluster (its ``worker_spec`` / ``workers``: one entry per job).
     :param jobs: Jobs at once.
     :param per_job: Trials one job runs at once.
+    :param log_dir: Where the jobs' logs go (for the lines it prints).
     :param say: Where its lines go (submitted, ended, replaced).
     """
 
-    def __init__(self, cluster: Any, jobs: int, per_job: int, say: Any = print):
-        self.cluster, self.jobs, self.per_job, self.say = cluster, jobs, per_job, say
+    def __init__(self, cluster: Any, jobs: int, per_job: int, log_dir: str, say: Any = print):
+        self.cluster, self.jobs, self.per_job, self.log_dir, self.say = cluster, jobs, per_job, log_dir, say
         self.name = str(cluster.job_name)
         self.user = getpass.getuser()
-        self.submitted = 0
-        self._last = -math.inf
 
     def _squeue(self) -> dict[str, str]:
         """Job id → state of this sweep's jobs that SLURM still knows (pending, running, completing)."""
@@ -320,15 +328,12 @@ class JobKeeper:
         return sorted(found)
 
     def keep(self, unfinished: int) -> None:
-        """Forget the jobs that ended and submit new ones up to what ``unfinished`` trials need (at most ``jobs``).
-        Looks at SLURM every ``POLL`` seconds (calls in between return at once)."""
-        if time.monotonic() - self._last < POLL:
-            return
-        self._last = time.monotonic()
+        """Forget the jobs that ended and submit new ones up to what ``unfinished`` trials need (at most ``jobs``)."""
+        # The jobs submitted so far, before asking SLURM: a job submitted meanwhile is not taken for an ended one.
+        submitted = [(name, job.job_id) for name, job in list(self.cluster.workers.items()) if job.job_id is not None]
         live = self._squeue()
-        for name, job in list(self.cluster.workers.items()):
-            job_id = getattr(job, "job_id", None)
-            if job_id is not None and job_id not in live:  # ended: done, cancelled, preempted, timed out
+        for name, job_id in submitted:
+            if job_id not in live:  # ended: done, cancelled, preempted, timed out
                 self.say(f"job {job_id} ended; its trials go to other workers", flush=True)
                 self.cluster.workers.pop(name, None)
                 self.cluster.worker_spec.pop(name, None)
@@ -336,9 +341,7 @@ class JobKeeper:
         have = len(self.cluster.worker_spec)
         if have < need:
             self.cluster.scale(jobs=need)  # adds the missing jobs' specs and submits them (sbatch)
-            self.submitted += need - have
-            logs = self.cluster._dummy_job.log_directory
-            self.say(f"submitting {need - have} SLURM job(s) ({self.name}; logs in {logs})", flush=True)
+            self.say(f"submitting {need - have} SLURM job(s) ({self.name}; logs in {self.log_dir})", flush=True)
 
 
 class Engine:
@@ -363,6 +366,7 @@ class Engine:
         self.client, self.submit_resources, self.cluster, self.keeper = client, submit_resources, cluster, keeper
         self.worker_wait = worker_wait
         self._workers_seen = time.monotonic()
+        self._ticked = -math.inf
 
     @property
     def address(self) -> str:
@@ -374,10 +378,14 @@ class Engine:
 
     def tick(self, unfinished: int) -> None:
         """Keep the SLURM jobs (``JobKeeper.keep``), and give up when no worker has been seen for ``worker_wait``.
+        Looks every ``POLL`` seconds (calls in between return at once).
 
         :param unfinished: Trials not finished yet (running or waiting).
         :raises NoWorkers: when trials wait and no worker has been connected for ``worker_wait`` seconds.
         """
+        if time.monotonic() - self._ticked < POLL:
+            return
+        self._ticked = time.monotonic()
         if self.keeper is not None:
             self.keeper.keep(unfinished)
         if unfinished == 0 or self.client.scheduler_info()["workers"]:
@@ -419,7 +427,10 @@ class Engine:
                 with contextlib.suppress(Exception):
                     self.cluster.close()
             if self.keeper is not None:
-                self.keeper.cancel_all()
+                try:
+                    self.keeper.cancel_all()
+                except NoWorkers as e:  # on the way out of another error: say it, do not hide that error
+                    print(f"warning: {e}: cancel them with  scancel --name {self.keeper.name}", file=sys.stderr)
         finally:
             quiet.level = level
 
@@ -456,13 +467,12 @@ def connect(
             except ConfigError:
                 client.close()
                 raise
-        return Engine(client, submit_resources)
+        return Engine(client, submit_resources, worker_wait=WORKER_WAIT)
     if slurm:
         plan = slurm_plan(spec.get("slurm"))
         cluster = slurm_cluster(plan, resources, folder)
-        gpus = resources.get("gpus", 0)
-        per_job = 1 if gpus else max(1, int(cluster._dummy_job.worker_processes))
-        keeper = JobKeeper(cluster, plan.jobs, per_job)
+        log_dir = plan.options.get("log_directory") or str((folder or Path(".")).resolve() / "jobs")
+        keeper = JobKeeper(cluster, plan.jobs, trials_per_job(plan, resources), log_dir)
         stale = keeper.cancel_all()
         if stale:
             print(f"cancelled {len(stale)} job(s) of an earlier driver of this folder: {', '.join(stale)}", flush=True)

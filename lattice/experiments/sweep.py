@@ -48,6 +48,7 @@ import os
 import re
 import shutil
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,7 +56,7 @@ import numpy as np
 import yaml
 
 from lattice.experiments import rundir
-from lattice.experiments.cluster import DEADLINE_ENV, Engine, check_local_gpus, connect, slurm_plan
+from lattice.experiments.cluster import DEADLINE_ENV, Engine, NoWorkers, check_local_gpus, connect, slurm_plan
 from lattice.experiments.config import ConfigError, load_yaml, resolve_config, validate
 from lattice.experiments.process import Terminated
 
@@ -443,22 +444,37 @@ def _run_trials(
                 print(f"{_counts(trials, results, running)} running: {latest or 'none'}", flush=True)
                 last_status = time.monotonic()
             time.sleep(0.2)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated): the running trials save their checkpoints
-        why = str(e) or "interrupted (Ctrl-C)"
-        stopped = engine.stop_trials(why, [f for f in futures if not f.done()])
-        raise SweepStopped(why, stopped, 143 if isinstance(e, Terminated) else 130) from None
+        (sweep_dir / rundir.ERROR).unlink(missing_ok=True)  # an earlier driver's error, now run past
+    except BaseException as e:
+        raise stop_running_trials(e, engine, [f for f in futures if not f.done()], sweep_dir) from None
     finally:
         rundir.atomic_write_text(sweep_dir / "results.yml", yaml.safe_dump(results, sort_keys=True))
         engine.close()
     return results
 
 
-class SweepStopped(Exception):
-    """A sweep (or tuning) stopped on Ctrl-C or SIGTERM, after its running trials saved their checkpoints.
+def stop_running_trials(error: BaseException, engine: Engine, running: list[Any], folder: Path) -> BaseException:
+    """A sweep's (or tuning's) driver stops: Ctrl-C, SIGTERM, no workers, or an error of its own. The running trials
+    save their checkpoints (``Engine.stop_trials``); returns what to raise: ``SweepStopped`` for a stop on request,
+    ``NoWorkers`` as it is, and for an error of the driver ``SweepStopped`` naming it, with its traceback in
+    ``<folder>/error.txt``."""
+    if isinstance(error, (NoWorkers, ConfigError)):
+        return error
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (Terminated)
+        why = str(error) or "interrupted (Ctrl-C)"
+        return SweepStopped(why, engine.stop_trials(why, running), 143 if isinstance(error, Terminated) else 130)
+    rundir.atomic_write_text(folder / rundir.ERROR, "".join(traceback.format_exception(error)))
+    why = f"{type(error).__name__}: {error}; its traceback is in {folder / rundir.ERROR}"
+    return SweepStopped(why, engine.stop_trials(why, running), 1)
 
-    :param why: ``interrupted (Ctrl-C)`` or ``terminated by SIGTERM``.
+
+class SweepStopped(Exception):
+    """A sweep (or tuning) stopped before its end (Ctrl-C, SIGTERM, an error of the driver), after its running trials
+    saved their checkpoints.
+
+    :param why: ``interrupted (Ctrl-C)``, ``terminated by SIGTERM``, or the driver's error.
     :param trials: The trials that were running (each saved a checkpoint where it could).
-    :param exit_code: 130 for Ctrl-C, 143 for SIGTERM.
+    :param exit_code: 130 for Ctrl-C, 143 for SIGTERM, 1 for an error.
     """
 
     def __init__(self, why: str, trials: list[str], exit_code: int):

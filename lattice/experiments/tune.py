@@ -75,8 +75,14 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from lattice.experiments import rundir
 from lattice.experiments.cluster import connect, slurm_plan
 from lattice.experiments.config import ConfigError, dump_config, load_yaml, resolve_config
-from lattice.experiments.process import Terminated
-from lattice.experiments.sweep import SweepStopped, _as_text, folder_name, run_trial, sweep_retries, trial_resources
+from lattice.experiments.sweep import (
+    _as_text,
+    folder_name,
+    run_trial,
+    stop_running_trials,
+    sweep_retries,
+    trial_resources,
+)
 from lattice.noise import NOISES
 
 TUNE_KEYS = (
@@ -677,10 +683,9 @@ def _drive(
                 watch.release(trial._trial_id)
             watch.check()
             time.sleep(0.2)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated): the running trials save their checkpoints
-        why = str(e) or "interrupted (Ctrl-C)"
-        stopped = engine.stop_trials(why, [f for f in futures if not f.done()])
-        raise SweepStopped(why, stopped, 143 if isinstance(e, Terminated) else 130) from None
+        (folder / rundir.ERROR).unlink(missing_ok=True)  # an earlier driver's error, now run past
+    except BaseException as e:  # Ctrl-C, SIGTERM, no workers, an error: the running trials save their checkpoints
+        raise stop_running_trials(e, engine, [f for f in futures if not f.done()], folder) from None
     finally:
         watch.close()
         engine.close()
