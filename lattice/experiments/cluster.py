@@ -328,10 +328,17 @@ class JobKeeper:
         return sorted(found)
 
     def keep(self, unfinished: int) -> None:
-        """Forget the jobs that ended and submit new ones up to what ``unfinished`` trials need (at most ``jobs``)."""
+        """Forget the jobs that ended and submit new ones up to what ``unfinished`` trials need (at most ``jobs``).
+        When ``squeue`` fails (a controller restarting), nothing changes until the next call."""
         # The jobs submitted so far, before asking SLURM: a job submitted meanwhile is not taken for an ended one.
         submitted = [(name, job.job_id) for name, job in list(self.cluster.workers.items()) if job.job_id is not None]
-        live = self._squeue()
+        try:
+            live = self._squeue()
+        except (OSError, subprocess.SubprocessError) as e:
+            self.say(
+                f"warning: squeue failed ({type(e).__name__}); the jobs are looked at again in {POLL:g} s", flush=True
+            )
+            return
         for name, job_id in submitted:
             if job_id not in live:  # ended: done, cancelled, preempted, timed out
                 self.say(f"job {job_id} ended; its trials go to other workers", flush=True)
@@ -406,7 +413,9 @@ class Engine:
         stopping: list[str] = []
         with contextlib.suppress(Exception):  # a worker already gone has nothing to stop
             stopping = self.running(keys)
+        with contextlib.suppress(Exception):
             self.client.cancel(futures)  # first: a stopped trial is not tried again
+        with contextlib.suppress(Exception):
             self.client.run(request_stop, why)
         deadline = time.monotonic() + wait
         still = stopping
