@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
 TORCH_INDEX ?=
 
-.PHONY: install test test-all test-slurm test-packaging run run-ant videos lint bench ci cluster clean
+.PHONY: install test test-all test-cluster test-packaging run run-ant videos lint bench ci cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,11 @@ test: install
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
 
-# Sweeps and tunings through real sbatch jobs on the one-node cluster of `make cluster`: lost jobs, walltimes, a killed
-# driver (about 10 minutes). One test at a time: they share the cluster's two CPUs and time its jobs.
-test-slurm: install
-	$(PY) -m pytest -n 0 -m slurm tests
+# The tests that need the services of `make cluster` (about 12 minutes): sweeps and tunings through real sbatch jobs
+# on its one-node SLURM (lost jobs, walltimes, a killed driver) and tunings on a real PostgreSQL server. One test at a
+# time: the SLURM tests share the cluster's two CPUs and time its jobs.
+test-cluster: install
+	$(PY) -m pytest -n 0 -m "slurm or postgres" tests
 
 # The wheel installed into fresh virtual environments: core only, then with the experiments extra (from a folder
 # outside the repository), and the core with the oldest supported SB3 / sb3-contrib / gymnasium (CI runs this).

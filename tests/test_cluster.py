@@ -2,7 +2,7 @@
 sbatch jobs on the one-node SLURM cluster of .ci/slurm.sh (`make cluster`): the same results as the embedded
 cluster, a lost job replaced, a trial longer than three walltimes, a killed driver continued, no worker at all.
 
-The `slurm` tests run one at a time (`make test-slurm`): they share the cluster's CPUs and time its jobs.
+The `slurm` tests run one at a time (`make test-cluster`): they share the cluster's CPUs and time its jobs.
 """
 
 from __future__ import annotations
