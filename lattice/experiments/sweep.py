@@ -18,6 +18,7 @@ A sweep file (``configs/sweeps/*.yaml``)::
     retries: 1                          # Dask retries of a failed trial (an integer >= 0)
     resources: {cpus: 4, gpus: 1}       # what one trial occupies (default: 1 CPU, no GPU)
     slurm: {queue: gpu, account: lab, walltime: "24:00:00", cores: 8, memory: 32GB, jobs: 4}   # for --slurm
+    # (and margin, worker_wait; lattice.experiments.cluster says what the driver does with its jobs)
 
 Resources: every Dask worker runs one trial at a time (one thread per worker process: SB3 seeds global RNGs, so
 trials must not share a process). A trial asks for ``resources`` (Dask's abstract resources ``cpus`` and ``gpus``),
