@@ -450,10 +450,12 @@ def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial
     command = tune_command(tmp_path, spec, "--max-concurrent", "1")
     folder = tmp_path / "tune" / "lost_restart"
     name = "lost_restart/ppo_isotropic_myoElbowPose1D6MRandom-v0"
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=out, stderr=out)
     try:
+        # The test reads the study only once the tuning has created it: two processes creating one SQLite schema at
+        # once fail ("table ... already exists").
+        wait_for(lambda: "tuning lost_restart:" in (tmp_path / "out.txt").read_text(), 180, "the studies", proc)
         wait_for(lambda: len(studies(folder)[name][0].intermediate_values) >= 2, 180, "2 reports", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the tuning and its Dask workers

@@ -368,7 +368,7 @@ def _storage(url: str, heartbeat: dict[str, int] | None = None, retries: int = 0
                 key = "heartbeat_stale_trial_callback"
             beats[key] = retry(max_retry=retries, inherit_intermediate_values=True)
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beats)
+            return _open_storage(url, kwargs, beats)
         except ImportError as e:  # e.g. postgresql+psycopg2:// without psycopg2
             raise ConfigError(
                 f"No database driver for {_shown(url)} ({e.__cause__ or e}): pip install 'sb3-lattice[sweeps]' "
@@ -377,6 +377,21 @@ def _storage(url: str, heartbeat: dict[str, int] | None = None, retries: int = 0
         except sqlalchemy.exc.SQLAlchemyError as e:  # the server does not answer, refuses the login, ...
             why = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
             raise ConfigError(f"Cannot open the studies' database {_shown(url)}: {why}") from None
+
+
+def _open_storage(url: str, engine_kwargs: dict[str, Any], beats: dict[str, Any], tries: int = 3) -> Any:
+    """``RDBStorage``, tried again after a second when it fails: processes that open a new database at once (the
+    driver, its workers, a second tuning on the same server) race to create its tables, and the loser's error
+    ("table ... already exists") is gone on a second try."""
+    import optuna
+    import sqlalchemy
+
+    for _ in range(tries - 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beats)
+        except sqlalchemy.exc.SQLAlchemyError:
+            time.sleep(1.0)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beats)  # its error is the caller's to say
 
 
 def run_number(trial: Any) -> int:
