@@ -25,7 +25,7 @@ test: install
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
 
-# The tests that need the services of `make cluster` (about 12 minutes): sweeps and tunings through real sbatch jobs
+# The tests that need the services of `make cluster` (about 8 minutes): sweeps and tunings through real sbatch jobs
 # on its one-node SLURM (lost jobs, walltimes, a killed driver) and tunings on a real PostgreSQL server. One test at a
 # time: the SLURM tests share the cluster's two CPUs and time its jobs.
 test-cluster: install

@@ -194,7 +194,7 @@ def check_local_gpus(resources: dict[str, int]) -> None:
             )
 
 
-def _stop_on_ctrl_c(dask_worker: Any = None) -> None:
+def _stop_on_ctrl_c() -> None:
     """In an embedded cluster's worker process: Ctrl-C in the terminal reaches the whole process group; the trial
     stops as a run does on Ctrl-C (a checkpoint, ``error.txt``) instead of the process dying with a traceback."""
     if threading.current_thread() is threading.main_thread():
@@ -374,14 +374,19 @@ class Engine:
         self.worker_wait = worker_wait
         self._workers_seen = time.monotonic()
         self._ticked = -math.inf
+        self._slots = (-math.inf, 1)  # (when counted, trials the workers can run at once)
 
     @property
     def address(self) -> str:
         return str(self.client.scheduler.address)
 
     def slots(self) -> int:
-        """Trials the cluster's workers can run at once (at least 1, so that a sweep waits for workers to join)."""
-        return worker_slots(self.client, self.submit_resources)
+        """Trials the cluster's workers can run at once (at least 1, so that a sweep waits for workers to join),
+        counted again every ``POLL`` seconds (workers join and leave: SLURM jobs; the drivers ask in every loop)."""
+        counted, slots = self._slots
+        if time.monotonic() - counted >= POLL:
+            self._slots = counted, slots = time.monotonic(), worker_slots(self.client, self.submit_resources)
+        return slots
 
     def tick(self, unfinished: int) -> None:
         """Keep the SLURM jobs (``JobKeeper.keep``), and give up when no worker has been seen for ``worker_wait``.

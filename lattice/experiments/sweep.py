@@ -232,7 +232,7 @@ def check_unchanged(trials: dict[str, dict[str, Any]], sweep_dir: Path, path: Pa
         groups.setdefault(tuple(differences), []).append(trial)
     parts = []
     for changes, names in list(groups.items())[:2]:
-        named = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        named = rundir.few(names)
         listed = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
         parts.append(f"{named} ({listed})")
     rest = sum(len(names) for names in list(groups.values())[2:])
@@ -408,13 +408,10 @@ def _run_trials(
         # seed, so that a sweep stopped early has every noise × task at about the same number of seeds.
         waiting = sorted(trials, key=lambda t: trials[t]["seed"])
         pending = as_completed()
-        last_status = last_slots = time.monotonic()
-        slots = engine.slots()
+        last_status = time.monotonic()
         while waiting or not pending.is_empty():
             engine.tick(len(trials) - len(results))  # SLURM: replace ended jobs; give up without workers
-            if waiting and time.monotonic() - last_slots >= 5.0:  # workers may join or leave (SLURM jobs)
-                slots, last_slots = engine.slots(), time.monotonic()
-            free = slots - pending.count() if waiting else 0
+            free = engine.slots() - pending.count() if waiting else 0
             for trial in [waiting.pop(0) for _ in range(min(max(0, free), len(waiting)))]:
                 future = engine.client.submit(
                     run_trial,

@@ -618,7 +618,7 @@ def _studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
         config = trial_config(tuning, noise, {})
         studies[noise] = optuna.create_study(
             study_name=study_name(tuning, config),
-            storage=_storage(url, tuning["heartbeat"], int(tuning.get("retries", 1))),
+            storage=_storage(url, tuning["heartbeat"], tuning["retries"]),
             sampler=optuna.samplers.TPESampler(seed=tuning["seed"]),  # reseeded per trial by _ask
             pruner=median_pruner(tuning["pruner"], config["eval_freq"]),
             direction="maximize",
@@ -682,7 +682,7 @@ def _drive(
                     trial._trial_id,
                     tuning,
                     key=f"{folder.name}/{noise}_{number}",  # unique on a shared scheduler
-                    retries=int(tuning.get("retries", 1)),
+                    retries=tuning["retries"],
                     pure=False,
                     resources=engine.submit_resources,
                 )
