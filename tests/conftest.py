@@ -1,10 +1,11 @@
 """Shared test settings: the process settings of an experiment process (headless MuJoCo rendering, one torch
 thread per pytest-xdist worker), from the one place that decides them."""
 
+import itertools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -117,12 +118,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running throwaway server: ``createdb(name)`` makes a database that user `lattice` reaches without a
+    password and returns its URL."""
+
+    createdb: Callable[[str], str]
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server of this test session (of this pytest-xdist worker: each starts its own) on
-    127.0.0.1 at a free port, its unix socket and data in a temporary folder, with a database `lattice` that user
-    `lattice` reaches without a password: yields `postgresql://lattice@127.0.0.1:<port>/lattice`, stops the server
-    at the end. Without PostgreSQL's programs the test is skipped (or fails under LATTICE_REQUIRE_SERVICES=1)."""
+    127.0.0.1 at a free port, its unix socket and data in a temporary folder; stops the server at the end. Without
+    PostgreSQL's programs the test is skipped (or fails under LATTICE_REQUIRE_SERVICES=1)."""
     import tempfile
 
     programs = _postgres_programs()
@@ -160,10 +168,24 @@ def postgres_url() -> Iterator[str]:
             service_missing(
                 f"PostgreSQL did not start ({(log.strip().splitlines() or [first_line(start)])[-1]}): {POSTGRES_HOW}"
             )
-        created = run(programs / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "lattice", "lattice")
-        assert created.returncode == 0, created.stderr
-        yield f"postgresql://lattice@127.0.0.1:{port}/lattice"
+
+        def createdb(name: str) -> str:
+            created = run(programs / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "lattice", name)
+            assert created.returncode == 0, created.stderr
+            return f"postgresql://lattice@127.0.0.1:{port}/{name}"
+
+        yield PostgresServer(createdb)
     finally:
         if started:
             run(programs / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh database of its own for each test, on the session's server (tests that list the studies must not see
+    another test's): yields `postgresql://lattice@127.0.0.1:<port>/<database>`."""
+    return postgres_server.createdb(f"lattice_{next(_database_numbers)}")
+
+
+_database_numbers = itertools.count()
