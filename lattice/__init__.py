@@ -2,7 +2,7 @@
 
 Public API (the core: needs torch, numpy, gymnasium, stable-baselines3, sb3-contrib)::
 
-    from lattice import LatticeSACPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
+    from lattice import LatticeSACPolicy, LatticeTQCPolicy, LatticeActorCriticPolicy, LatticeRecurrentActorCriticPolicy
     from lattice import LatticeNoiseDistribution, LatticeIIDNoiseDistribution, NOISES, make_noise_distribution
     from lattice import ColoredNoiseDistribution, SquashedColoredNoiseDistribution, EpisodicNoiseCallback
 
@@ -16,18 +16,28 @@ from lattice.colored import ColoredNoiseDistribution, SquashedColoredNoiseDistri
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution
 from lattice.envs.overactuated import ENV_ID as OVERACTUATED_ENV_ID
 from lattice.envs.overactuated import OveractuatedReach
-from lattice.noise import NOISES, NoiseSpec, get_noise_spec, make_noise_distribution
+from lattice.noise import (
+    NOISE_PARAMETERS,
+    NOISES,
+    NoiseParam,
+    NoiseSpec,
+    get_noise_spec,
+    make_noise_distribution,
+    resolve_noise_params,
+)
 from lattice.policies import (
     LatticeActor,
     LatticeActorCriticPolicy,
     LatticeRecurrentActorCriticPolicy,
     LatticeSACPolicy,
+    LatticeTQCPolicy,
 )
 
 __version__ = "0.2.0"
 
 __all__ = [
     "NOISES",
+    "NOISE_PARAMETERS",
     "OVERACTUATED_ENV_ID",
     "ColoredNoiseDistribution",
     "EpisodicNoiseCallback",
@@ -37,10 +47,13 @@ __all__ = [
     "LatticeNoiseDistribution",
     "LatticeRecurrentActorCriticPolicy",
     "LatticeSACPolicy",
+    "LatticeTQCPolicy",
+    "NoiseParam",
     "NoiseSpec",
     "OveractuatedReach",
     "SquashedColoredNoiseDistribution",
     "__version__",
     "get_noise_spec",
     "make_noise_distribution",
+    "resolve_noise_params",
 ]

@@ -1,4 +1,4 @@
-"""The registry: the one place that maps an exploration-noise name to how it is built.
+"""The registry: the one place that declares each exploration noise, its parameters, and how it is built.
 
 =================  ============================================  ===========  ================================
 name               distribution                                  ``use_sde``  noise
@@ -12,19 +12,33 @@ name               distribution                                  ``use_sde``  no
                    ``SquashedColoredNoiseDistribution`` (SAC)                 per env and episode (β = 1: pink)
 =================  ============================================  ===========  ================================
 
-T is SB3's ``sde_sample_freq`` (-1: only at the start of each rollout). ``pink`` is the colored-noise family: its
-exponent β is ``noise_exponent`` (0: white, 1: pink, the default, 2: red), its sequence length ``noise_horizon``
-(the episode length); see ``lattice.colored``.
+T is SB3's ``sde_sample_freq`` (-1: only at the start of each rollout).
 
-A noise is one ``NoiseSpec`` entry: whether it is state-dependent, how to build its distribution from the policy's
-keywords, and how SAC's actor builds its action head for it (SB3's ``ActorCriticPolicy`` builds the head through
-the distribution's own ``proba_distribution_net``, so PPO needs nothing more). The policies, the CLI and the
-configs read everything else from here.
+Each noise is one ``NoiseSpec``: whether it is state-dependent, its own parameters (``NoiseParam``: name, default,
+meaning, valid values), how to build its distribution, and how SAC's actor builds its action head for it (SB3's
+``ActorCriticPolicy`` builds the head through the distribution's own ``proba_distribution_net``, so PPO needs nothing
+more). The policies, the CLI, the configs and the docs read everything else from here:
+
+=================  ==========================================================
+noise              its parameters (policy keywords)
+=================  ==========================================================
+``isotropic``      none
+``gsde``           none (SB3's own ``full_std``, ``use_expln`` and ``log_std_init`` apply)
+``lattice``        ``alpha``, ``std_clip``, ``std_reg`` (and SB3's gSDE keywords)
+``lattice_iid``    ``alpha``
+``pink``           ``noise_exponent``, ``noise_horizon``
+=================  ==========================================================
+
+A parameter the chosen noise does not use is refused (``resolve_noise_params``): it would be saved and reported as
+if it had an effect. The one exception keeps old files working: a parameter at its default value is dropped without
+a word, because models and ``config.yml`` files written by version 0.2 carry every noise's parameters at their
+defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +57,66 @@ from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistr
 
 # (distribution, latent dimension d, log_std_init, clip_mean) → SAC's (mu, log_std)
 SACHead = Callable[[Any, int, float, float], tuple[nn.Module, Any]]
+
+
+@dataclass(frozen=True)
+class NoiseParam:
+    """A parameter of a noise, as a policy keyword.
+
+    :param name: The keyword (``alpha``).
+    :param default: Its value when not given.
+    :param doc: What it means, one line (help texts, the docs).
+    :param check: The given value → the value as stored (a float, a tuple), or ValueError naming the valid values.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], Any]
+
+
+def _number(name: str, low: float, what: str) -> Callable[[Any], float]:
+    """A check for a finite real number >= ``low``."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < math.inf:
+            raise ValueError(f"{name} must be a finite number >= {low:g} ({what}), got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _std_clip(value: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not 0.0 < low < high < math.inf:
+        raise ValueError(f"std_clip must be (min, max) with 0 < min < max < inf, got {value!r}")
+    return low, high
+
+
+def _exponent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"noise_exponent must be a finite number (β: 0 white, 1 pink, 2 red), got {value!r}")
+    return float(value)
+
+
+def _horizon(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 2:
+        raise ValueError(f"noise_horizon must be an integer >= 2 (the episode length) or None, got {value!r}")
+    return int(value)
+
+
+ALPHA = NoiseParam("alpha", 1.0, "scale α of the latent noise (0: action noise only)", _number("alpha", 0.0, "α"))
+STD_CLIP = NoiseParam("std_clip", (1e-3, 1.0), "(σ_min, σ_max) clip of the noise std", _std_clip)
+STD_REG = NoiseParam("std_reg", 0.0, "floor added to the action noise variance", _number("std_reg", 0.0, "a floor"))
+NOISE_EXPONENT = NoiseParam("noise_exponent", 1.0, "β of the spectrum 1/f^β (0: white, 1: pink, 2: red)", _exponent)
+NOISE_HORIZON = NoiseParam(
+    "noise_horizon", None, f"length of each env's sequence, the episode length (None: {DEFAULT_HORIZON})", _horizon
+)
 
 
 def _state_dependent_head(dist: Any, latent_dim: int, log_std_init: float, clip_mean: float) -> tuple[nn.Module, Any]:
@@ -65,7 +139,12 @@ def _gaussian_head(dist: Any, latent_dim: int, log_std_init: float, clip_mean: f
     return nn.Linear(latent_dim, dist.action_dim), nn.Linear(latent_dim, dist.action_dim)
 
 
-def _isotropic(action_dim: int, squash_output: bool, **_: Any) -> Distribution:
+# A builder: (action_dim, SB3's distribution keywords, the noise's own parameters) → the distribution. SB3's keywords
+# (squash_output, learn_features, full_std, use_expln) are passed to every builder, which takes those it uses, as SB3
+# itself ignores full_std and use_expln without gSDE.
+
+
+def _isotropic(action_dim: int, *, squash_output: bool, **_: Any) -> Distribution:
     return SquashedDiagGaussianDistribution(action_dim) if squash_output else DiagGaussianDistribution(action_dim)
 
 
@@ -87,7 +166,6 @@ def _lattice(
     alpha: float,
     std_clip: tuple[float, float],
     std_reg: float,
-    **_: Any,
 ) -> Distribution:
     return LatticeNoiseDistribution(
         action_dim,
@@ -101,6 +179,10 @@ def _lattice(
     )
 
 
+def _lattice_iid(action_dim: int, *, squash_output: bool, alpha: float, **_: Any) -> Distribution:
+    return LatticeIIDNoiseDistribution(action_dim, alpha=alpha, squash_output=squash_output)
+
+
 def _colored(
     action_dim: int, *, squash_output: bool, noise_exponent: float, noise_horizon: int | None, **_: Any
 ) -> Distribution:
@@ -110,21 +192,17 @@ def _colored(
     return ColoredNoiseDistribution(action_dim, exponent=noise_exponent, horizon=horizon)
 
 
-def _lattice_iid(action_dim: int, *, alpha: float, squash_output: bool, **_: Any) -> Distribution:
-    return LatticeIIDNoiseDistribution(action_dim, alpha=alpha, squash_output=squash_output)
-
-
 @dataclass(frozen=True)
 class NoiseSpec:
-    """How an exploration noise is built.
+    """An exploration noise: everything the policies, the CLI and the docs need to know about it.
 
     :param name: The registry name.
     :param state_dependent: Whether the noise is a fixed function of the state between redraws (needs the
-        algorithm's ``use_sde=True``, which drives the redraws).
+        algorithm's ``use_sde=True``, which drives the redraws every ``sde_sample_freq`` steps).
     :param description: One line for help texts and error messages.
-    :param build: (action_dim, keywords of ``make_noise_distribution``) → the distribution; a builder takes the
-        keywords it uses and ignores the others.
+    :param build: (action_dim, SB3's distribution keywords, the noise's parameters) → the distribution.
     :param sac_head: How SAC's actor builds (mu, log_std) for this distribution.
+    :param params: The noise's own parameters (policy keywords), with their defaults and checks.
     """
 
     name: str
@@ -132,6 +210,47 @@ class NoiseSpec:
     description: str
     build: Callable[..., Distribution]
     sac_head: SACHead
+    params: tuple[NoiseParam, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        """The noise's parameters at their defaults."""
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The noise's parameters: ``given`` checked and normalised, the others at their defaults.
+
+        ``given`` may hold only noise parameters (``NOISE_PARAMETERS``). One of another noise is refused (ValueError,
+        one line naming this noise's parameters), unless it is at its default (then dropped: files of version 0.2
+        carry every noise's parameters).
+        """
+        own = {p.name: p for p in self.params}
+        resolved = self.defaults()
+        for name, value in given.items():
+            if name in own:
+                resolved[name] = own[name].check(value)
+                continue
+            if name not in NOISE_PARAMETERS:
+                raise ValueError(f"{name!r} is no noise parameter; noise parameters: {', '.join(NOISE_PARAMETERS)}")
+            if _equal(value, NOISE_PARAMETERS[name].default):
+                continue
+            users = ", ".join(n for n, s in NOISES.items() if name in s.param_names)
+            mine = ", ".join(own) or "none"
+            raise ValueError(
+                f"noise {self.name!r} has no parameter {name!r} (a parameter of {users}); "
+                f"{self.name}'s parameters: {mine}"
+            )
+        return resolved
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+
+def _equal(value: Any, default: Any) -> bool:
+    """Whether a given value is the default (a list from YAML equals a tuple default)."""
+    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        return len(value) == len(default) and all(_equal(v, d) for v, d in zip(value, default, strict=True))
+    return type(value) is not bool and value == default if default is not None else value is None
 
 
 NOISES: dict[str, NoiseSpec] = {
@@ -157,6 +276,7 @@ NOISES: dict[str, NoiseSpec] = {
             "Lattice: latent + action noise, time-correlated, redrawn every sde_sample_freq",
             _lattice,
             _state_dependent_head,
+            (ALPHA, STD_CLIP, STD_REG),
         ),
         NoiseSpec(
             "lattice_iid",
@@ -164,6 +284,7 @@ NOISES: dict[str, NoiseSpec] = {
             "Lattice without time correlation: latent + action noise, fresh every step",
             _lattice_iid,
             _latent_std_head,
+            (ALPHA,),
         ),
         NoiseSpec(
             "pink",
@@ -171,17 +292,31 @@ NOISES: dict[str, NoiseSpec] = {
             "colored noise: per env and episode, a Gaussian sequence with spectrum 1/f^β (noise_exponent; 1: pink)",
             _colored,
             _gaussian_head,
+            (NOISE_EXPONENT, NOISE_HORIZON),
         ),
     )
 }
+
+# Every parameter of any noise, by name: the keywords the policies take for the noises (the rest are SB3's).
+NOISE_PARAMETERS: dict[str, NoiseParam] = {p.name: p for spec in NOISES.values() for p in spec.params}
 
 
 def get_noise_spec(name: str) -> NoiseSpec:
     """The registry entry for ``name``, or a ValueError listing the valid names."""
     try:
         return NOISES[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"Unknown noise {name!r}; choose one of: {', '.join(NOISES)}") from None
+
+
+def resolve_noise_params(noise: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of ``noise`` from ``given`` (noise parameters only) and the defaults (``NoiseSpec.resolve``)."""
+    return get_noise_spec(noise).resolve(given)
+
+
+def split_noise_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove the noise parameters from a dict of policy keywords and return them (the rest are SB3's)."""
+    return {name: kwargs.pop(name) for name in list(kwargs) if name in NOISE_PARAMETERS}
 
 
 def check_noise(name: str, use_sde: bool, action_space: spaces.Space) -> NoiseSpec:
@@ -215,11 +350,7 @@ def make_noise_distribution(
     learn_features: bool = False,
     full_std: bool = True,
     use_expln: bool = False,
-    alpha: float = 1.0,
-    std_clip: tuple[float, float] = (1e-3, 1.0),
-    std_reg: float = 0.0,
-    noise_exponent: float = 1.0,
-    noise_horizon: int | None = None,
+    **noise_params: Any,
 ) -> Distribution:
     """Build the action distribution for an exploration noise.
 
@@ -230,11 +361,9 @@ def make_noise_distribution(
     :param learn_features: Let the state-dependent noise variance train the latent features (SB3's SAC does).
     :param full_std: gSDE / Lattice: one std per noise-matrix entry instead of one per latent row.
     :param use_expln: gSDE / Lattice: ``expln`` instead of ``exp`` for the std.
-    :param alpha: Lattice: scale of the latent noise.
-    :param std_clip: Lattice (state-dependent): (σ_min, σ_max) clip of the std.
-    :param std_reg: Lattice (state-dependent): action std floor.
-    :param noise_exponent: Colored noise: β of the spectrum 1/f^β (0: white, 1: pink, 2: red).
-    :param noise_horizon: Colored noise: length of each env's sequence, the episode length (None: 1000 steps).
+    :param noise_params: The noise's own parameters (``NOISES[name].params``: ``alpha``, ``std_clip``, ``std_reg``
+        for Lattice; ``alpha`` for ``lattice_iid``; ``noise_exponent``, ``noise_horizon`` for ``pink``); another
+        noise's parameter is refused.
     """
     spec = check_noise(name, use_sde, action_space)
     return spec.build(
@@ -243,9 +372,5 @@ def make_noise_distribution(
         learn_features=learn_features,
         full_std=full_std,
         use_expln=use_expln,
-        alpha=alpha,
-        std_clip=std_clip,
-        std_reg=std_reg,
-        noise_exponent=noise_exponent,
-        noise_horizon=noise_horizon,
+        **spec.resolve(noise_params),
     )

@@ -1,13 +1,14 @@
 """SB3 policies with a choice of exploration noise: ``lattice`` (default), ``lattice_iid``, ``gsde``, ``isotropic``,
 ``pink``.
 
-They are SB3's own policies (``SACPolicy``, ``ActorCriticPolicy``, sb3-contrib's ``RecurrentActorCriticPolicy``)
-whose action distribution comes from the registry in ``lattice.noise``; every noise setting is a constructor
-keyword, so ``Model.load`` rebuilds the same policy:
+They are SB3's own policies (``SACPolicy``, ``ActorCriticPolicy``, sb3-contrib's ``RecurrentActorCriticPolicy`` and
+``TQCPolicy``) whose action distribution comes from the registry in ``lattice.noise``; the noise and its parameters
+are constructor keywords, so ``Model.load`` rebuilds the same policy:
 
     SAC(LatticeSACPolicy, env, use_sde=True, sde_sample_freq=4)
-    PPO(LatticeActorCriticPolicy, env, use_sde=True, policy_kwargs=dict(alpha=1.0, full_std=False))
+    PPO(LatticeActorCriticPolicy, env, use_sde=True, policy_kwargs=dict(alpha=1.0, full_std=False))  # also A2C
     RecurrentPPO(LatticeRecurrentActorCriticPolicy, env, use_sde=True)
+    TQC(LatticeTQCPolicy, env, use_sde=True)
     PPO(LatticeActorCriticPolicy, env, policy_kwargs=dict(noise="isotropic"))   # SB3's Gaussian, same class
     SAC(LatticeSACPolicy, env, policy_kwargs=dict(noise="pink", noise_horizon=1000))   # colored noise
 
@@ -19,57 +20,30 @@ Paper: https://arxiv.org/abs/2305.20065
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from lattice.colored import set_exploring
-from lattice.noise import get_noise_spec, make_noise_distribution
+from lattice.noise import get_noise_spec, make_noise_distribution, resolve_noise_params, split_noise_params
 
 
-def _noise_kwargs(
-    noise: str,
-    alpha: float,
-    std_clip: tuple[float, float],
-    std_reg: float,
-    noise_exponent: float,
-    noise_horizon: int | None,
-) -> dict[str, Any]:
-    """Validate the values early (before SB3 builds anything) and normalise them for saving."""
-    get_noise_spec(noise)
-    if not 0.0 <= alpha < math.inf:
-        raise ValueError(f"alpha must be a finite number >= 0 (the latent noise scale), got {alpha}")
-    if len(std_clip) != 2 or not 0.0 < std_clip[0] < std_clip[1] < math.inf:
-        raise ValueError(f"std_clip must be (min, max) with 0 < min < max < inf, got {tuple(std_clip)}")
-    if not 0.0 <= std_reg < math.inf:
-        raise ValueError(f"std_reg must be a finite number >= 0, got {std_reg}")
-    if not math.isfinite(noise_exponent):
-        raise ValueError(f"noise_exponent must be a finite number (β: 0 white, 1 pink, 2 red), got {noise_exponent}")
-    if noise_horizon is not None and (isinstance(noise_horizon, bool) or int(noise_horizon) != noise_horizon):
-        raise ValueError(f"noise_horizon must be an integer (the episode length) or None, got {noise_horizon!r}")
-    if noise_horizon is not None and noise_horizon < 2:
-        raise ValueError(f"noise_horizon must be at least 2 steps (the episode length), got {noise_horizon}")
-    return dict(
-        noise=noise,
-        alpha=float(alpha),
-        std_clip=(float(std_clip[0]), float(std_clip[1])),
-        std_reg=float(std_reg),
-        noise_exponent=float(noise_exponent),
-        noise_horizon=None if noise_horizon is None else int(noise_horizon),
-    )
+def _noise_kwargs(noise: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``noise`` and its own parameters, checked and normalised by the registry before SB3 builds anything (what the
+    policy saves among its constructor parameters)."""
+    return {"noise": get_noise_spec(noise).name, **resolve_noise_params(noise, given)}
 
 
 class _NoiseActorCriticMixin:
-    """Gives an SB3 actor-critic policy the noise keywords: ``noise``, ``alpha``, ``std_clip``, ``std_reg``,
-    ``noise_exponent`` and ``noise_horizon``.
+    """Gives an SB3 actor-critic policy the keyword ``noise`` and that noise's parameters (``lattice.noise``).
 
     The registry builds the action distribution in ``_build`` (where SB3 creates the action head), so the
     network is built once. ``full_std``, ``use_expln`` and ``squash_output`` keep their SB3 meaning.
@@ -79,27 +53,21 @@ class _NoiseActorCriticMixin:
     use_sde: bool
     dist_kwargs: dict[str, Any] | None
 
-    def __init__(
-        self,
-        *args: Any,
-        noise: str = "lattice",
-        alpha: float = 1.0,
-        std_clip: tuple[float, float] = (1e-3, 1.0),
-        std_reg: float = 0.0,
-        noise_exponent: float = 1.0,
-        noise_horizon: int | None = None,
-        **kwargs: Any,
-    ):
+    def __init__(self, *args: Any, noise: str = "lattice", **kwargs: Any):
         # Set before the parent constructor, which calls _build() (sb3-contrib sets lstm_output_dim likewise).
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
+        self.noise_kwargs = _noise_kwargs(noise, split_noise_params(kwargs))
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        settings = {k: v for k, v in self.noise_kwargs.items() if k != "noise"}
+        noise, params = self._noise_and_params()
         self.action_dist = make_noise_distribution(
-            self.noise_kwargs["noise"], self.action_space, use_sde=self.use_sde, **settings, **(self.dist_kwargs or {})
+            noise, self.action_space, use_sde=self.use_sde, **params, **(self.dist_kwargs or {})
         )
         super()._build(lr_schedule)  # type: ignore[misc]
+
+    def _noise_and_params(self) -> tuple[str, dict[str, Any]]:
+        params = dict(self.noise_kwargs)
+        return params.pop("noise"), params
 
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(mode)  # type: ignore[misc]
@@ -118,27 +86,26 @@ class LatticeActorCriticPolicy(_NoiseActorCriticMixin, ActorCriticPolicy):
 
     :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``),
         ``isotropic`` or ``pink``.
-    :param alpha: Scale α of the latent noise (Lattice).
-    :param std_clip: (σ_min, σ_max) clip of the noise std (state-dependent Lattice).
-    :param std_reg: Action std floor (state-dependent Lattice).
-    :param noise_exponent: β of colored noise's spectrum 1/f^β (``pink``; 0: white, 1: pink, 2: red).
-    :param noise_horizon: Length of colored noise's sequence per env, the episode length (``pink``; None: 1000).
+    :param noise_params: The chosen noise's own parameters (``lattice.noise.NOISES[noise].params``): ``alpha``,
+        ``std_clip``, ``std_reg`` (``lattice``); ``alpha`` (``lattice_iid``); ``noise_exponent``, ``noise_horizon``
+        (``pink``). A parameter of another noise is refused.
     """
 
 
 class LatticeRecurrentActorCriticPolicy(_NoiseActorCriticMixin, RecurrentActorCriticPolicy):
     """sb3-contrib's ``RecurrentActorCriticPolicy`` (RecurrentPPO) with a choice of exploration noise.
 
-    Takes every keyword of ``RecurrentActorCriticPolicy`` plus ``noise``, ``alpha``, ``std_clip``, ``std_reg``,
-    ``noise_exponent`` and ``noise_horizon`` (see ``LatticeActorCriticPolicy``).
+    Takes every keyword of ``RecurrentActorCriticPolicy`` plus ``noise`` and the noise's own parameters (see
+    ``LatticeActorCriticPolicy``).
     """
 
 
 class LatticeActor(Actor):
-    """SAC actor whose action head comes from the noise registry (see ``LatticeSACPolicy``).
+    """SAC / TQC actor whose action head comes from the noise registry (see ``LatticeSACPolicy``).
 
     It reuses SB3's ``Actor`` for everything but construction, which it does once, from the registry (instead
-    of letting ``Actor.__init__`` build a gSDE or Gaussian head first).
+    of letting ``Actor.__init__`` build a gSDE or Gaussian head first). sb3-contrib's TQC actor has the same
+    interface, so TQC uses it too.
     """
 
     def __init__(
@@ -156,11 +123,7 @@ class LatticeActor(Actor):
         clip_mean: float = 2.0,
         normalize_images: bool = True,
         noise: str = "lattice",
-        alpha: float = 1.0,
-        std_clip: tuple[float, float] = (1e-3, 1.0),
-        std_reg: float = 0.0,
-        noise_exponent: float = 1.0,
-        noise_horizon: int | None = None,
+        **noise_params: Any,
     ):
         BasePolicy.__init__(
             self,
@@ -179,8 +142,7 @@ class LatticeActor(Actor):
         self.use_expln = use_expln
         self.full_std = full_std
         self.clip_mean = clip_mean
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
-        settings = {k: v for k, v in self.noise_kwargs.items() if k != "noise"}
+        self.noise_kwargs = _noise_kwargs(noise, noise_params)
 
         self.latent_pi = nn.Sequential(*create_mlp(features_dim, -1, net_arch, activation_fn))
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
@@ -193,7 +155,7 @@ class LatticeActor(Actor):
             learn_features=True,
             full_std=full_std,
             use_expln=use_expln,
-            **settings,
+            **noise_params,
         )
         self.mu, self.log_std = get_noise_spec(noise).sac_head(
             self.action_dist, last_layer_dim, log_std_init, clip_mean
@@ -209,7 +171,43 @@ class LatticeActor(Actor):
         return data
 
 
-class LatticeSACPolicy(SACPolicy):
+class _NoiseSACMixin:
+    """Gives an SB3 SAC-family policy (``SACPolicy``, sb3-contrib's ``TQCPolicy``) the keyword ``noise`` and that
+    noise's parameters: its actor is a ``LatticeActor``, built through SB3's ``make_actor`` hook.
+
+    The defaults ``use_expln=True`` and ``log_std_init=0.0`` are the paper's (SB3's are ``False`` and ``-3``).
+    ``full_std`` is passed to the actor, which SB3's SAC policy does not do.
+    """
+
+    actor_kwargs: dict[str, Any]
+    device: th.device
+    _update_features_extractor: Any
+
+    def __init__(
+        self,
+        *args: Any,
+        noise: str = "lattice",
+        full_std: bool = True,
+        use_expln: bool = True,
+        log_std_init: float = 0.0,
+        **kwargs: Any,
+    ):
+        # Set before the parent constructor, which builds the actor through make_actor().
+        self.noise_kwargs = _noise_kwargs(noise, split_noise_params(kwargs))
+        self.full_std = full_std
+        super().__init__(*args, use_expln=use_expln, log_std_init=log_std_init, **kwargs)  # type: ignore[call-arg]
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LatticeActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return LatticeActor(**actor_kwargs, full_std=self.full_std, **self.noise_kwargs).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(full_std=self.full_std, **self.noise_kwargs)
+        return data
+
+
+class LatticeSACPolicy(_NoiseSACMixin, SACPolicy):
     """SB3's ``SACPolicy`` with a choice of exploration noise; Lattice with the paper's settings by default.
 
     Takes every keyword of ``SACPolicy`` (with defaults ``use_expln=True``, ``log_std_init=0.0``) plus:
@@ -217,68 +215,14 @@ class LatticeSACPolicy(SACPolicy):
     :param noise: ``lattice`` (needs ``use_sde=True``), ``lattice_iid``, ``gsde`` (needs ``use_sde=True``),
         ``isotropic`` or ``pink``.
     :param full_std: gSDE / Lattice: one std per noise-matrix entry (else one per latent row).
-    :param alpha: Scale α of the latent noise (Lattice).
-    :param std_clip: (σ_min, σ_max) clip of the noise std (state-dependent Lattice).
-    :param std_reg: Action std floor (state-dependent Lattice).
-    :param noise_exponent: β of colored noise's spectrum 1/f^β (``pink``; 0: white, 1: pink, 2: red).
-    :param noise_horizon: Length of colored noise's sequence per env, the episode length (``pink``; None: 1000).
+    :param noise_params: The chosen noise's own parameters (see ``LatticeActorCriticPolicy``).
     """
 
     actor: LatticeActor
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        use_sde: bool = False,
-        log_std_init: float = 0.0,
-        use_expln: bool = True,
-        clip_mean: float = 2.0,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        n_critics: int = 2,
-        share_features_extractor: bool = False,
-        noise: str = "lattice",
-        full_std: bool = True,
-        alpha: float = 1.0,
-        std_clip: tuple[float, float] = (1e-3, 1.0),
-        std_reg: float = 0.0,
-        noise_exponent: float = 1.0,
-        noise_horizon: int | None = None,
-    ):
-        # Set before the parent constructor, which builds the actor through make_actor().
-        self.noise_kwargs = _noise_kwargs(noise, alpha, std_clip, std_reg, noise_exponent, noise_horizon)
-        self.full_std = full_std
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_fn,
-            use_sde=use_sde,
-            log_std_init=log_std_init,
-            use_expln=use_expln,
-            clip_mean=clip_mean,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-        )
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> LatticeActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return LatticeActor(**actor_kwargs, full_std=self.full_std, **self.noise_kwargs).to(self.device)
+class LatticeTQCPolicy(_NoiseSACMixin, TQCPolicy):  # type: ignore[misc]  # actor: SAC-style, same interface
+    """sb3-contrib's ``TQCPolicy`` with a choice of exploration noise: the keywords of ``LatticeSACPolicy`` plus
+    TQC's own (``n_quantiles``, ``n_critics``)."""
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(full_std=self.full_std, **self.noise_kwargs)
-        return data
+    actor: LatticeActor  # type: ignore[assignment]

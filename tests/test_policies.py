@@ -1,4 +1,5 @@
-"""The policies in SB3's algorithms: registry, validation, save/load in a fresh process, determinism."""
+"""The policies in SB3's algorithms (SAC, TQC, PPO, A2C, RecurrentPPO): registry, each noise's parameters,
+validation, save/load in a fresh process, models saved by version 0.2, determinism."""
 
 import importlib
 import inspect
@@ -11,11 +12,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from sb3_contrib import RecurrentPPO
-from stable_baselines3 import PPO, SAC
+from sb3_contrib import TQC, RecurrentPPO
+from stable_baselines3 import A2C, PPO, SAC
 
 import lattice
 from lattice import (
+    NOISE_PARAMETERS,
     NOISES,
     ColoredNoiseDistribution,
     LatticeActorCriticPolicy,
@@ -23,25 +25,40 @@ from lattice import (
     LatticeNoiseDistribution,
     LatticeRecurrentActorCriticPolicy,
     LatticeSACPolicy,
+    LatticeTQCPolicy,
     SquashedColoredNoiseDistribution,
+    make_noise_distribution,
+    resolve_noise_params,
 )
 
 ENV_ID = "Pendulum-v1"  # classic control: these core tests need no MuJoCo (they also run with the core alone)
-ALGOS = {"sac": (SAC, LatticeSACPolicy), "ppo": (PPO, LatticeActorCriticPolicy)}
-ALGOS["recurrent_ppo"] = (RecurrentPPO, LatticeRecurrentActorCriticPolicy)
+# Every SB3 / sb3-contrib algorithm that supports gSDE.
+ALGOS = {"sac": (SAC, LatticeSACPolicy), "tqc": (TQC, LatticeTQCPolicy), "ppo": (PPO, LatticeActorCriticPolicy)}
+ALGOS |= {"a2c": (A2C, LatticeActorCriticPolicy), "recurrent_ppo": (RecurrentPPO, LatticeRecurrentActorCriticPolicy)}
+OFF_POLICY = ("sac", "tqc")
 # Non-default settings, so that a load that silently fell back to defaults would show.
 SETTINGS = dict(noise="lattice", alpha=0.5, std_clip=(1e-3, 10.0), std_reg=0.01, full_std=False)
+# Each noise with non-default values of its own parameters (and of SB3's full_std where it applies).
+NOISE_SETTINGS = {
+    "isotropic": dict(noise="isotropic"),
+    "gsde": dict(noise="gsde", full_std=False),
+    "lattice": SETTINGS,
+    "lattice_iid": dict(noise="lattice_iid", alpha=0.5),
+    "pink": dict(noise="pink", noise_exponent=2.0, noise_horizon=50),
+}
 SMALL = dict(policy_kwargs=dict(net_arch=[32, 32]))
 
 
 def small_kwargs(algo: str) -> dict:
-    if algo == "sac":
+    if algo in OFF_POLICY:
         return dict(learning_starts=32, batch_size=32, buffer_size=1000)
+    if algo == "a2c":
+        return dict(n_steps=8)
     return dict(n_steps=32, batch_size=16, n_epochs=1)
 
 
 def action_dist(model):
-    return model.actor.action_dist if isinstance(model, SAC) else model.policy.action_dist
+    return model.actor.action_dist if isinstance(model, (SAC, TQC)) else model.policy.action_dist
 
 
 def test_registry_names() -> None:
@@ -67,7 +84,7 @@ def test_noise_selects_distribution(algo: str, noise: str, use_sde: bool, expect
     if isinstance(expected, str):  # SB3's own classes, reused (SAC squashes its Gaussian)
         assert type(dist).__module__ == "stable_baselines3.common.distributions"
         assert type(dist).__name__ in {expected, "Squashed" + expected}
-    elif algo == "sac" and expected is ColoredNoiseDistribution:
+    elif algo in OFF_POLICY and expected is ColoredNoiseDistribution:
         assert type(dist) is SquashedColoredNoiseDistribution
     else:
         assert type(dist) is expected
@@ -106,61 +123,172 @@ def test_dotted_path_resolves_like_rl_zoo(tmp_path: Path) -> None:
     policy = getattr(importlib.import_module(module_name), class_name)
     model = SAC(policy, ENV_ID, **hyperparams, **small_kwargs("sac"))
     assert isinstance(model.actor.action_dist, LatticeNoiseDistribution)
-    for name in lattice.__all__:  # everything public resolves by dotted path
-        assert getattr(importlib.import_module("lattice"), name) is getattr(lattice, name)
+    for name in lattice.__all__:  # everything public resolves by the dotted path of the module that defines it
+        obj = getattr(lattice, name)
+        if isinstance(obj, type) or inspect.isfunction(obj):
+            assert getattr(importlib.import_module(obj.__module__), obj.__qualname__) is obj, name
+    public = {name for name, obj in vars(lattice).items() if not name.startswith("_") and inspect.isclass(obj)}
+    assert public <= set(lattice.__all__), public - set(lattice.__all__)
 
 
 LOAD_SCRIPT = """
 import json, sys
 import numpy as np
-from stable_baselines3 import PPO, SAC
-from sb3_contrib import RecurrentPPO
+from stable_baselines3 import A2C, PPO, SAC
+from sb3_contrib import TQC, RecurrentPPO
 import torch
 import lattice  # noqa: F401  (the classes also unpickle without it: pickle imports their module)
 torch.set_num_threads(1)  # as in the saving process: same float arithmetic, so bit-identical actions
-algo, path, obs_path = sys.argv[1:]
-cls = {"sac": SAC, "ppo": PPO, "recurrent_ppo": RecurrentPPO}[algo]
-model = cls.load(path, device="cpu")
+algo, folder, obs_path = sys.argv[1:]
+cls = {"sac": SAC, "tqc": TQC, "ppo": PPO, "a2c": A2C, "recurrent_ppo": RecurrentPPO}[algo]
 obs = np.load(obs_path)
-if algo == "recurrent_ppo":
-    actions, _ = model.predict(obs, state=None, episode_start=np.ones(len(obs), dtype=bool), deterministic=True)
-else:
-    actions, _ = model.predict(obs, deterministic=True)
-dist = model.actor.action_dist if algo == "sac" else model.policy.action_dist
-print(json.dumps(dict(actions=actions.tolist(), dist=type(dist).__name__, alpha=dist.alpha,
-                      std_clip=list(dist.std_clip), std_reg=dist.std_reg, full_std=dist.full_std,
-                      policy=type(model.policy).__name__)))
+loaded = {}
+for path in sorted(__import__("pathlib").Path(folder).glob("*.zip")):
+    model = cls.load(path, device="cpu")
+    if algo == "recurrent_ppo":
+        actions, _ = model.predict(obs, state=None, episode_start=np.ones(len(obs), dtype=bool), deterministic=True)
+    else:
+        actions, _ = model.predict(obs, deterministic=True)
+    actor = model.actor if algo in ("sac", "tqc") else model.policy
+    loaded[path.stem] = dict(actions=actions.tolist(), dist=type(actor.action_dist).__name__,
+                             noise=actor.noise_kwargs, full_std=getattr(actor.action_dist, "full_std", None),
+                             policy=type(model.policy).__name__)
+print(json.dumps(loaded))
 """
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_save_load_in_fresh_process(algo: str, tmp_path: Path) -> None:
+    """Each noise, trained a little (past the first gradient steps), saved, and loaded in a fresh process: the same
+    policy class, distribution, noise parameters and deterministic actions."""
     cls, policy = ALGOS[algo]
-    model = cls(
-        policy, ENV_ID, use_sde=True, seed=0, policy_kwargs=dict(SETTINGS, net_arch=[32, 32]), **small_kwargs(algo)
-    )
-    model.learn(64)
-    obs = np.stack([model.observation_space.sample() for _ in range(5)]).astype(np.float32)
-    if algo == "recurrent_ppo":
-        expected, _ = model.predict(obs, state=None, episode_start=np.ones(5, dtype=bool), deterministic=True)
-    else:
-        expected, _ = model.predict(obs, deterministic=True)
-    model.save(tmp_path / "model.zip")
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     np.save(tmp_path / "obs.npy", obs)
+    (tmp_path / "models").mkdir()
+    expected = {}
+    for noise, settings in NOISE_SETTINGS.items():
+        use_sde = NOISES[noise].state_dependent
+        model = cls(
+            policy, ENV_ID, use_sde=use_sde, seed=0, policy_kwargs=dict(settings, net_arch=[16]), **small_kwargs(algo)
+        )
+        model.learn(64)
+        if algo == "recurrent_ppo":
+            actions, _ = model.predict(obs, state=None, episode_start=np.ones(5, dtype=bool), deterministic=True)
+        else:
+            actions, _ = model.predict(obs, deterministic=True)
+        dist = action_dist(model)
+        expected[noise] = (actions, type(dist).__name__, getattr(dist, "full_std", None))
+        model.save(tmp_path / "models" / f"{noise}.zip")
     out = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, algo, str(tmp_path / "model.zip"), str(tmp_path / "obs.npy")],
+        [sys.executable, "-c", LOAD_SCRIPT, algo, str(tmp_path / "models"), str(tmp_path / "obs.npy")],
         capture_output=True,
         text=True,
         check=True,
     )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    np.testing.assert_array_equal(np.asarray(loaded["actions"], dtype=expected.dtype), expected)
-    assert loaded["dist"] == "LatticeNoiseDistribution"
-    assert loaded["policy"] == policy.__name__
-    assert loaded["alpha"] == SETTINGS["alpha"]
-    assert tuple(loaded["std_clip"]) == SETTINGS["std_clip"]
-    assert loaded["std_reg"] == SETTINGS["std_reg"]
-    assert loaded["full_std"] is SETTINGS["full_std"]
+    assert sorted(loaded) == sorted(NOISE_SETTINGS)
+    for noise, (actions, dist_name, full_std) in expected.items():
+        got = loaded[noise]
+        np.testing.assert_array_equal(np.asarray(got["actions"], dtype=actions.dtype), actions, err_msg=noise)
+        assert (got["dist"], got["policy"], got["full_std"]) == (dist_name, policy.__name__, full_std), noise
+        # exactly the noise's own parameters, at the values given (JSON turns tuples into lists)
+        want = {k: v for k, v in NOISE_SETTINGS[noise].items() if k != "full_std"}
+        want = {**resolve_noise_params(noise, {}), **want}
+        assert got["noise"] == json.loads(json.dumps(want)), noise
+    assert expected["lattice"][1] == "LatticeNoiseDistribution"
+
+
+MODELS_0_2 = Path(__file__).parent / "data" / "models_0_2"
+
+
+MODELS_0_2_ALGOS = {"ppo_lattice": PPO, "ppo_isotropic": PPO, "sac_gsde": SAC, "sac_pink": SAC}
+MODELS_0_2_ALGOS["recurrent_ppo_lattice_iid"] = RecurrentPPO
+
+
+@pytest.mark.parametrize("name,algo", MODELS_0_2_ALGOS.items())
+def test_models_saved_by_version_0_2_load_and_act_the_same(name: str, algo) -> None:
+    """Models saved by 0.2.0 (every noise's parameters in their policy_kwargs, at the defaults where the noise does
+    not use them) load, keep their own noise parameters, and give the actions they gave when saved."""
+    expected = json.loads((MODELS_0_2 / "expected.json").read_text())
+    model = algo.load(MODELS_0_2 / f"{name}.zip", device="cpu")
+    obs = np.asarray(expected["observations"], dtype=np.float32)
+    kwargs = dict(state=None, episode_start=np.ones(len(obs), dtype=bool)) if algo is RecurrentPPO else {}
+    actions, _ = model.predict(obs, deterministic=True, **kwargs)
+    np.testing.assert_allclose(actions, np.asarray(expected[name]), rtol=0, atol=1e-6)
+    noise = name.rsplit("_", 2)[-1] if not name.endswith("lattice_iid") else "lattice_iid"
+    actor = model.actor if algo is SAC else model.policy
+    assert actor.noise_kwargs["noise"] == noise
+    assert set(actor.noise_kwargs) == {"noise", *NOISES[noise].param_names}  # the others were dropped
+
+
+def test_each_noise_declares_its_parameters() -> None:
+    """The registry is the one declaration: each noise's parameters, and every one of them a keyword the noise uses."""
+    declared = {name: spec.param_names for name, spec in NOISES.items()}
+    assert declared == {
+        "isotropic": (),
+        "gsde": (),
+        "lattice": ("alpha", "std_clip", "std_reg"),
+        "lattice_iid": ("alpha",),
+        "pink": ("noise_exponent", "noise_horizon"),
+    }
+    assert set(NOISE_PARAMETERS) == {p for names in declared.values() for p in names}
+    for name, spec in NOISES.items():
+        assert resolve_noise_params(name, {}) == spec.defaults()
+
+
+FOREIGN = [
+    (noise, param, value)
+    for noise in NOISES
+    for param, value in dict(alpha=0.5, std_clip=(0.01, 1.0), std_reg=0.1, noise_exponent=2.0, noise_horizon=50).items()
+    if param not in NOISES[noise].param_names
+]
+
+
+@pytest.mark.parametrize("noise,param,value", FOREIGN)
+def test_a_parameter_of_another_noise_is_refused(noise: str, param: str, value) -> None:
+    """A parameter the chosen noise does not use is refused (it would be saved as if used), naming its parameters."""
+    own = ", ".join(NOISES[noise].param_names) or "none"
+    message = rf"noise '{noise}' has no parameter '{param}' .*; {noise}'s parameters: {own}$"
+    use_sde = NOISES[noise].state_dependent
+    for algo in ("sac", "ppo"):
+        cls, policy = ALGOS[algo]
+        with pytest.raises(ValueError, match=message):
+            cls(policy, ENV_ID, use_sde=use_sde, policy_kwargs={"noise": noise, param: value, "net_arch": [8]})
+    with pytest.raises(ValueError, match=message):
+        make_noise_distribution(noise, gym.spaces.Box(-1, 1, (2,)), use_sde=use_sde, **{param: value})
+
+
+@pytest.mark.parametrize("noise", sorted(NOISES))
+def test_another_noise_parameter_at_its_default_is_dropped(noise: str) -> None:
+    """Files written by 0.2 carry every noise's parameters at their defaults: accepted, and not kept."""
+    every = {name: param.default for name, param in NOISE_PARAMETERS.items()}
+    model = PPO(
+        LatticeActorCriticPolicy,
+        ENV_ID,
+        use_sde=NOISES[noise].state_dependent,
+        policy_kwargs={"noise": noise, "net_arch": [8], **every},
+    )
+    saved = model.policy._get_constructor_parameters()
+    assert {k for k in saved if k in NOISE_PARAMETERS} == set(NOISES[noise].param_names)
+
+
+@pytest.mark.parametrize(
+    "noise,params,match",
+    [
+        ("lattice", dict(alpha=-1.0), r"alpha must be a finite number >= 0"),
+        ("lattice_iid", dict(alpha=float("inf")), r"alpha must be a finite number >= 0"),
+        ("lattice", dict(std_clip=(1.0, 0.1)), r"std_clip must be \(min, max\) with 0 < min < max"),
+        ("lattice", dict(std_clip=(0.1,)), r"std_clip must be \(min, max\)"),
+        ("lattice", dict(std_reg=-0.1), r"std_reg must be a finite number >= 0"),
+        ("pink", dict(noise_exponent=float("nan")), r"noise_exponent must be a finite number"),
+        ("pink", dict(noise_horizon=1), r"noise_horizon must be an integer >= 2"),
+        ("pink", dict(noise_horizon=10.5), r"noise_horizon must be an integer >= 2"),
+        ("lattice", dict(alpha=True), r"alpha must be a finite number >= 0"),
+    ],
+)
+def test_a_noise_parameter_out_of_range_is_refused(noise: str, params: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_noise_params(noise, params)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
@@ -246,7 +374,7 @@ def test_policy_level_save_load_keeps_settings(algo: str, tmp_path: Path) -> Non
     model = cls(policy_cls, ENV_ID, use_sde=True, policy_kwargs=dict(SETTINGS, net_arch=[16]), **small_kwargs(algo))
     model.policy.save(str(tmp_path / "policy.pth"))
     loaded = policy_cls.load(str(tmp_path / "policy.pth"), device="cpu")
-    dist = loaded.actor.action_dist if algo == "sac" else loaded.action_dist
+    dist = loaded.actor.action_dist if algo in OFF_POLICY else loaded.action_dist
     assert isinstance(dist, LatticeNoiseDistribution)
     assert (dist.alpha, dist.std_clip, dist.std_reg, dist.full_std) == (0.5, (1e-3, 10.0), 0.01, False)
     for key, value in model.policy.state_dict().items():
