@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lattice.experiments.cli import _fail
-from lattice.experiments.config import ConfigError, load_yaml
+from lattice.experiments.errors import ConfigError, RunFolderError, UsageError, fail
+from lattice.experiments.load import load_yaml
 from lattice.experiments.process import configure_process
 from lattice.experiments.rundir import RunDir, temporary
 
@@ -32,9 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 STRIP_FRAMES = 6  # frames per row of a strip, evenly spaced over the video
 
 
-def chosen_trials(sweep: dict, base: Path, noise: str, noise_period: int, seed: int) -> dict[str, tuple[str, dict]]:
+def chosen_trials(
+    sweep: dict, base: Path, noise: str, noise_period: int | None, seed: int
+) -> dict[str, tuple[str, dict]]:
     """Per env of the sweep: the trial name and config of ``noise`` with ``noise_period`` and ``seed``.
 
+    :param noise_period: As the resolved configs record it: None for a noise that is not state-dependent.
     :param base: The sweep file's folder (config files in its grid are relative to it).
     """
     from lattice.experiments.sweep import expand
@@ -51,7 +54,7 @@ def chosen_trials(sweep: dict, base: Path, noise: str, noise_period: int, seed: 
 
 
 def chosen_across_sweeps(
-    sweep_files: list[Path], noise: str, noise_period: int, seed: int
+    sweep_files: list[Path], noise: str, noise_period: int | None, seed: int
 ) -> list[tuple[str, str, dict, dict, Path]]:
     """``(task, trial name, trial config, sweep, sweep file)`` for each task of the sweeps.
 
@@ -75,11 +78,11 @@ def early_and_best(run: RunDir) -> tuple[int, int]:
     steps = run.checkpoint_step_counts()
     evaluations = run.evaluations()
     if not evaluations:
-        raise ConfigError(f"{run}: no evaluations.npz; the videos need a run with evaluations")
+        raise RunFolderError(f"{run}: no evaluations.npz; the videos need a run with evaluations")
     returns = dict(zip(evaluations["timesteps"].tolist(), evaluations["results"].mean(axis=1), strict=True))
     later = [step for step in steps[1:] if step in returns]
     if not later:
-        raise ConfigError(f"{run}: no evaluated checkpoint after the first ({steps}); set save_freq to eval_freq")
+        raise RunFolderError(f"{run}: no evaluated checkpoint after the first ({steps}); set save_freq to eval_freq")
     return steps[0], max(later, key=returns.__getitem__)
 
 
@@ -90,6 +93,8 @@ def strip(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lattice.experiments.settings import SETTING
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--sweep",
@@ -100,21 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--log-dir", type=Path, default=Path("logs/sweeps"), help="where the sweep's folder is")
     p.add_argument("--out", type=Path, default=ROOT / "videos", help="output folder (default videos/)")
-    p.add_argument("--noise", default="lattice")
-    p.add_argument("--noise-period", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", default="lattice", help="the noise of the rendered trials (default: lattice)")
+    for name in ("noise_period", "seed"):  # as the run settings declare them
+        setting = SETTING[name]
+        p.add_argument(
+            setting.flag, type=int, default=setting.default, help=f"{setting.help} (default: {setting.default})"
+        )
     p.add_argument("--episodes", type=int, default=8, help="episodes per video, one after the other (default 8)")
     p.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("WIDTH", "HEIGHT"))
     args = p.parse_args(argv)
     configure_process()
     from lattice.experiments.sweep import run_trial
+    from lattice.experiments.validate import noise_period_for
     from lattice.experiments.video import check_video_path, rollout_frames, write_video
 
     try:
-        trials = chosen_across_sweeps(args.sweep, args.noise, args.noise_period, args.seed)
+        SETTING["noise"].check(args.noise)
+        period = noise_period_for(args.noise, args.noise_period)  # None for a noise that is not state-dependent
+        trials = chosen_across_sweeps(args.sweep, args.noise, period, args.seed)
         check_video_path(args.out / "probe.mp4")
-    except (ConfigError, FileNotFoundError) as e:
-        return _fail(str(e))
+    except (UsageError, FileNotFoundError) as e:
+        return fail(str(e))
     for task, name, config, sweep, sweep_file in trials:
         run_dir = args.log_dir / sweep["name"] / "trials" / name
         if RunDir(run_dir).finished_summary() is None:
@@ -122,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             run_trial(config, str(run_dir), str(args.log_dir / sweep["name"] / "output" / f"{name}.log"))
         try:
             early, best = early_and_best(RunDir(run_dir))
-        except ConfigError as e:
-            return _fail(str(e))
+        except UsageError as e:
+            return fail(e)
         rows = []
         for which, label in ((early, "early"), (best, "best")):
             frames, fps = rollout_frames(run_dir, str(which), args.episodes, size=tuple(args.size))

@@ -3,7 +3,9 @@
 enjoy}.py`` in the repository call the same functions).
 
 Each parses its arguments, applies the process settings (``lattice.experiments.process``) and makes one call into
-the library. Bad input exits with code 2 and one line on stderr.
+the library. Bad input (``lattice.experiments.errors.UsageError``) exits with code 2 and one line on stderr; each
+command maps its errors to exit codes in one ``try`` around that call. The run-setting flags of ``lattice-train``
+are generated from the settings' declaration (``add_setting_flags``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lattice.experiments.errors import UsageError, fail
 from lattice.experiments.process import Terminated, configure_process, stop_signals_as_interrupt
 
 try:
-    from lattice.experiments.config import CONFIG_DIR, ConfigError
+    from lattice.experiments.load import CONFIG_DIR, yaml_value
+    from lattice.experiments.settings import SETTINGS, default_text
 except ImportError as e:  # a core install: the console scripts exist, the experiment layer's dependencies do not
     raise SystemExit(
         f"error: the lattice-* commands need the experiment layer: pip install 'sb3-lattice[experiments]' ({e})"
@@ -33,29 +37,48 @@ Examples:
     lattice-train --resume logs/sac/Ant-v5_1                     # continue an interrupted run
     lattice-train --algo ppo --noise lattice --env mytask --config-dir my_configs   # a task file of one's own
 
-Settings come from defaults.yaml, then the task's file (--config-dir first, then the packaged configs), then the
-flags, then --hyperparams. Bad input exits with code 2 and creates nothing.
+Settings come from their declared defaults, then defaults.yaml, then the task's file (--config-dir first, then the
+packaged configs), then the flags, then --hyperparams. A flag's value is YAML, as in --hyperparams: --normalize
+false, --env-kwargs '{goal_pos: [0, 0]}', -n 2e6. Bad input exits with code 2 and creates nothing.
 """
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per run setting (``settings.SETTINGS``): ``--name`` (dashes for underscores), a YAML value, the
+    help ending with the declared default. A flag not given is absent from the parsed arguments, so that only the
+    flags given override the config files (``setting_flags``). ``hyperparams`` is ``--hyperparams KEY=VALUE ...``."""
+    group = parser.add_argument_group("run settings (each also a config key and a --hyperparams key)")
+    for s in SETTINGS:
+        if s.name == "hyperparams":
+            group.add_argument(
+                "--hyperparams",
+                nargs="+",
+                default=[],
+                metavar="KEY=VALUE",
+                help="override settings, YAML values, dotted keys: learning_rate=1e-4 policy_kwargs.alpha=0.5 "
+                f"normalize=false ({s.help}; default: {default_text(s)})",
+            )
+            continue
+        where = "; only for noises " + ", ".join(s.noises) if s.noises is not None else ""
+        group.add_argument(
+            *([s.short] if s.short else []),
+            s.flag,
+            dest=s.name,
+            type=yaml_value,
+            default=argparse.SUPPRESS,
+            metavar=s.name.upper(),
+            help=f"{s.help}: {s.valid()}{where} (default: {default_text(s)})".replace("%", "%%"),
+        )
+
+
+def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings given as flags (``add_setting_flags``): setting name → value."""
+    return {s.name: getattr(args, s.name) for s in SETTINGS if s.name != "hyperparams" and hasattr(args, s.name)}
 
 
 def train_parser() -> argparse.ArgumentParser:
-    from lattice.experiments.config import ALGOS
-    from lattice.noise import NOISES
-
     p = argparse.ArgumentParser(
         prog="lattice-train", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--algo", choices=list(ALGOS), help="algorithm (default: the --config file's)")
-    p.add_argument(
-        "--noise", help=f"exploration noise: {', '.join(f'{n} ({s.description})' for n, s in NOISES.items())}"
-    )
-    p.add_argument(
-        "--env", help="task (ant, reorient, pen, elbow, overactuated: a task file) or a gymnasium id (default: ant)"
     )
     p.add_argument("--config", type=Path, help="YAML config: a task file, or a run's config.yml to repeat it")
     p.add_argument(
@@ -64,25 +87,6 @@ def train_parser() -> argparse.ArgumentParser:
         default=CONFIG_DIR,
         help="a folder of task files (and optionally defaults.yaml) searched before the packaged ones",
     )
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("-n", "--timesteps", type=int, help="total environment steps (default 1M; the paper: 10M-20M)")
-    p.add_argument("--n-envs", type=int, help="parallel training envs (default: the task's)")
-    p.add_argument(
-        "--noise-period",
-        type=int,
-        help="T: steps between redraws of gsde/lattice noise (sde_sample_freq; -1: per rollout)",
-    )
-    p.add_argument(
-        "--hyperparams",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override settings, YAML values, dotted keys: learning_rate=1e-4 policy_kwargs.alpha=0.5 normalize=false",
-    )
-    p.add_argument("--eval-freq", type=int, help="environment steps between evaluations (default 10000)")
-    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
-    p.add_argument("--save-freq", type=int, help="environment steps between checkpoints (default 50000)")
-    p.add_argument("--device", help="torch device: auto, cpu, cuda (default auto)")
     p.add_argument("--log-dir", type=Path, default=Path("logs"), help="runs go to LOG_DIR/<algo>/<env>_<N>/")
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline without an API key)")
     p.add_argument("--wandb-project", default="lattice", help="wandb project")
@@ -90,6 +94,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", action="store_true", help="render the best policy to RUN_DIR/videos/ at the end")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
+    add_setting_flags(p)
     return p
 
 
@@ -97,7 +102,7 @@ def train_main(argv: list[str] | None = None) -> int:
     """``lattice-train``: one training run (or ``--resume`` one)."""
     args = train_parser().parse_args(argv)
     if args.config_dir != CONFIG_DIR and not args.config_dir.is_dir():
-        return _fail(f"--config-dir {args.config_dir}: no such folder")
+        return fail(f"--config-dir {args.config_dir}: no such folder")
     configure_process()
     from lattice.experiments.training import RunStopped
 
@@ -110,8 +115,8 @@ def train_main(argv: list[str] | None = None) -> int:
     try:
         with stop_signals_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
             run_dir, summary = _train_or_resume(args, train_kwargs)
-    except ConfigError as e:
-        return _fail(str(e))
+    except UsageError as e:
+        return fail(e)
     except RunStopped as e:
         print(f"\n{e.why}: continue from the last checkpoint with  lattice-train --resume {e.run_dir}", flush=True)
         return e.exit_code
@@ -126,30 +131,32 @@ def train_main(argv: list[str] | None = None) -> int:
 
 def _train_or_resume(args: argparse.Namespace, train_kwargs: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """``lattice-train``'s work: resume ``--resume``'s run, or resolve the config and start a new run."""
-    from lattice.experiments.config import resolve_config
+    from lattice.experiments.build import check_buffers
+    from lattice.experiments.errors import ConfigError
     from lattice.experiments.training import resume_run, start_run
+    from lattice.experiments.validate import resolve_run_config
 
     if args.resume is not None:
         defaults = vars(train_parser().parse_args([]))
         kept = ("resume", "no_progress_bar", "wandb", "wandb_project", "wandb_entity", "video")
-        given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in kept and v != defaults[k]]
+        settings = setting_flags(args)  # the run settings first, in their declared order
+        given = [f"--{k.replace('_', '-')}" for k in settings] + [
+            f"--{k.replace('_', '-')}"
+            for k, v in vars(args).items()
+            if k not in kept and k not in settings and v != defaults[k]
+        ]
         if given:
             raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         return args.resume, resume_run(args.resume, **train_kwargs)
-    overrides = dict(
-        seed=args.seed,
-        timesteps=args.timesteps,
-        n_envs=args.n_envs,
-        noise_period=args.noise_period,
-        eval_freq=args.eval_freq,
-        eval_episodes=args.eval_episodes,
-        save_freq=args.save_freq,
-        device=args.device,
+    flags = setting_flags(args)
+    chosen = {name: flags.pop(name, None) for name in ("algo", "noise", "env")}
+    config = resolve_run_config(
+        chosen["algo"], chosen["noise"], chosen["env"], args.config, flags, args.hyperparams, args.config_dir
     )
-    env = args.env or (None if args.config else "ant")
-    config = resolve_config(args.algo, args.noise, env, args.config, overrides, args.hyperparams, args.config_dir)
-    recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    return start_run(config, args.log_dir, recorded, **train_kwargs)
+    check_buffers(config)
+    recorded = {s.name: None for s in SETTINGS} | vars(args)
+    recorded = {k: str(v) if isinstance(v, Path) else v for k, v in recorded.items()}
+    return start_run(config.as_dict(), args.log_dir, recorded, **train_kwargs)
 
 
 SWEEP_HELP = """Run a sweep (algorithm x noise x task x seeds, and any setting) on Dask; the same command again
@@ -187,23 +194,23 @@ def sweep_main(argv: list[str] | None = None) -> int:
     _add_cluster_arguments(p)
     args = p.parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent <= 0:
-        return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
+        return fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
     if args.progress_every <= 0:
-        return _fail(f"--progress-every must be positive (seconds), got {args.progress_every}")
+        return fail(f"--progress-every must be positive (seconds), got {args.progress_every}")
     path = _packaged(args.config, "sweeps")
     configure_process()
     try:
         from lattice.experiments.cluster import NoWorkers
         from lattice.experiments.sweep import SweepStopped, run_sweep
     except ImportError as e:
-        return _fail(f"sweeps need Dask: pip install 'sb3-lattice[sweeps]' ({e})")
+        return fail(f"sweeps need Dask: pip install 'sb3-lattice[sweeps]' ({e})")
     try:
         with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the sweep as Ctrl-C does
             results = run_sweep(
                 path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.progress_every
             )
-    except ConfigError as e:
-        return _fail(str(e))
+    except UsageError as e:
+        return fail(e)
     except (SweepStopped, NoWorkers, KeyboardInterrupt) as e:
         return _stopped(e, "sweep", argv)
     return 1 if any(r["status"] == "failed" for r in results.values()) else 0
@@ -256,7 +263,7 @@ def tune_main(argv: list[str] | None = None) -> int:
     _add_cluster_arguments(p)
     args = p.parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent <= 0:
-        return _fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
+        return fail(f"--max-concurrent must be positive, got {args.max_concurrent}")
     path = _packaged(args.config, "tune")
     configure_process()
     try:
@@ -267,12 +274,12 @@ def tune_main(argv: list[str] | None = None) -> int:
         from lattice.experiments.sweep import SweepStopped
         from lattice.experiments.tune import run_tuning
     except ImportError as e:
-        return _fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
+        return fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
     try:
         with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the tuning as Ctrl-C does
             table = run_tuning(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage)
-    except ConfigError as e:
-        return _fail(str(e))
+    except UsageError as e:
+        return fail(e)
     except (SweepStopped, NoWorkers, KeyboardInterrupt) as e:
         return _stopped(e, "tuning", argv)
     return 1 if (table["state"] == "fail").any() else 0
@@ -342,7 +349,7 @@ def plot_main(argv: list[str] | None = None) -> int:
 
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:
-        return _fail(f"no such folder: {', '.join(missing)}")
+        return fail(f"no such folder: {', '.join(missing)}")
     baseline = args.baseline or "isotropic"
     try:
         written = write_report(
@@ -354,10 +361,10 @@ def plot_main(argv: list[str] | None = None) -> int:
             baseline_required=args.baseline is not None,
             windows=args.windows,
         )
-    except (FileNotFoundError, ConfigError) as e:
-        return _fail(str(e))
+    except (FileNotFoundError, UsageError) as e:
+        return fail(str(e))
     except OSError as e:  # --out cannot be written
-        return _fail(f"--out {args.out}: cannot write the report there ({e.strerror or e})")
+        return fail(f"--out {args.out}: cannot write the report there ({e.strerror or e})")
     print("\n".join(map(str, written)))
     print((args.out / "final.md").read_text())
     return 0
@@ -392,8 +399,8 @@ def render_main(argv: list[str] | None = None) -> int:
 
     try:
         out = render_run(args.run_dir, args.model, args.episodes, args.out, args.max_steps, tuple(args.size), args.seed)
-    except ConfigError as e:
-        return _fail(str(e))
+    except UsageError as e:
+        return fail(e)
     print(out)
     return 0
 
@@ -423,7 +430,7 @@ def enjoy_main(argv: list[str] | None = None) -> int:
     p.add_argument("--render", action="store_true", help="also render the episodes to RUN_DIR/videos/<model>.mp4")
     args = p.parse_args(argv)
     if args.stochastic and args.render:
-        return _fail("--render shows the deterministic policy; drop --stochastic or --render")
+        return fail("--render shows the deterministic policy; drop --stochastic or --render")
     configure_process()
     from lattice.experiments.playback import evaluate_run
 
@@ -440,6 +447,6 @@ def enjoy_main(argv: list[str] | None = None) -> int:
             from lattice.experiments.video import render_run
 
             print(render_run(args.run_dir, args.model, args.episodes, seed=args.seed))
-    except ConfigError as e:
-        return _fail(str(e))
+    except UsageError as e:
+        return fail(e)
     return 0
