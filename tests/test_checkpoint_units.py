@@ -24,7 +24,7 @@ from lattice.experiments.callbacks import NonFiniteModel, RunCheckpointCallback
 from lattice.experiments.config import load_yaml, resolve_config
 from lattice.experiments.rundir import RunDir
 from lattice.experiments.training import RunStopped, build_model, normalized, resume_run, start_run
-from tests.test_cli import RUN, cli
+from tests.helpers import RUN, cli
 
 TOTAL = 512  # every tiny run's budget: 8 rollouts of 64 steps (PPO)
 TINY = {
@@ -119,6 +119,7 @@ def assert_exits_2_changing_nothing(run_dir: Path, message: str) -> None:
     assert checksums(run_dir) == before
 
 
+@pytest.mark.slow
 def test_ppo_checkpoints_without_statistics_or_with_nan_are_set_aside_never_written_over(tmp_path):
     run_dir = stopped_run(tmp_path, "ppo", stop_at=256)  # inside the rollout begun at 192: saved at rollout starts
     assert RunDir(run_dir).checkpoint_step_counts() == [64, 128, 192]
@@ -199,6 +200,7 @@ def test_ppo_checkpoints_without_statistics_or_with_nan_are_set_aside_never_writ
     )
 
 
+@pytest.mark.slow
 def test_sac_checkpoints_need_their_replay_buffer(tmp_path):
     run_dir = stopped_run(tmp_path, "sac", stop_at=256)  # off-policy: Ctrl-C saved the checkpoint at 256
     run = RunDir(run_dir)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch as th
 
 from lattice.experiments import rundir
@@ -42,6 +43,7 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+@pytest.mark.fast
 def test_core_files_import_nothing_of_the_experiment_layer() -> None:
     assert len(CORE) >= 8  # distributions, linalg, spd, noise, policies, envs, ...
     for path in CORE:
@@ -104,6 +106,8 @@ import matplotlib
 backend = matplotlib.rcParams._get_backend_or_none()
 import lattice
 from lattice.experiments import callbacks, cli, config, playback, process, report, rundir, sweep, training, video
+from lattice.experiments import algorithms, build, errors, keywords, load, settings, validate
+from lattice.experiments import checkpoints, dotted, lock, plots, stats, studies, tables, tune, tune_file, zoo
 print(json.dumps({
     "threads": torch.get_num_threads() == threads,
     "environ": dict(os.environ) == environ,
@@ -127,6 +131,7 @@ def test_the_commands_decide_the_rendering_backend() -> None:
     assert python(code, {"MUJOCO_GL": "osmesa"}) == "osmesa 1"
 
 
+@pytest.mark.fast
 def test_versions_record_this_checkout_only() -> None:
     """From this source checkout, versions.yml has its commit; installed elsewhere it has none
     (tests/test_packaging.py checks the wheel)."""
@@ -136,3 +141,85 @@ def test_versions_record_this_checkout_only() -> None:
     assert versions["sb3-lattice"] == lattice.__version__
     if (ROOT / ".git").exists():
         assert versions["git_commit"] and len(versions["git_commit"].removesuffix("-dirty")) == 40
+
+
+EXPERIMENTS = ROOT / "lattice" / "experiments"
+# The config modules, each with one job, and the modules each may import (of the experiment layer): declarations
+# below loading, loading below validation, validation below building (build reads what validation made).
+CONFIG_LAYERS = {
+    "errors": set(),
+    "algorithms": {"errors"},
+    "settings": {"errors", "algorithms"},
+    "load": {"errors", "algorithms", "settings"},
+    "keywords": {"errors", "settings"},
+    "validate": {"errors", "algorithms", "settings", "load", "keywords"},
+    "build": {"errors", "keywords", "validate"},
+}
+# The report, the run folder and the tuning, likewise: statistics apart from tables and plots (plots is the one
+# module that draws, through matplotlib's object API), the run-folder layout apart from its writer lock and the
+# choice of a checkpoint, the tuning file and the studies' storage apart from the driver.
+OTHER_LAYERS = {
+    "dotted": set(),
+    "stats": set(),
+    "tables": {"stats"},
+    "plots": {"stats"},
+    "rundir": {"errors", "load"},
+    "lock": {"errors", "rundir"},
+    "zoo": {"rundir"},
+    "checkpoints": {"errors", "rundir", "zoo"},
+    "report": {"errors", "dotted", "rundir", "stats", "tables", "plots"},
+    "studies": {"errors"},
+    "tune_file": {"config", "errors", "load", "dotted", "sweep"},
+    "tune": {"cluster", "errors", "load", "lock", "plots", "rundir", "studies", "sweep", "tune_file"},
+}
+
+
+def experiment_imports(path: Path) -> set[str]:
+    """The experiment-layer modules a file imports, in either form (``from lattice.experiments import x`` or
+    ``from lattice.experiments.x import y``)."""
+    used: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "lattice.experiments":
+            used.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lattice.experiments."):
+            used.add(node.module.split(".")[2])  # type: ignore[union-attr]
+        elif isinstance(node, ast.Import):
+            used.update(a.name.split(".")[2] for a in node.names if a.name.startswith("lattice.experiments."))
+    return used
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("name,allowed", [*CONFIG_LAYERS.items(), *OTHER_LAYERS.items()])
+def test_modules_import_only_the_layers_below_them(name: str, allowed: set[str]) -> None:
+    used = experiment_imports(EXPERIMENTS / f"{name}.py")
+    assert used <= allowed, f"{name}.py imports {sorted(used - allowed)}"
+    assert len((EXPERIMENTS / f"{name}.py").read_text().splitlines()) <= 400, f"{name}.py is over 400 lines"
+
+
+@pytest.mark.fast
+def test_only_the_plots_module_draws() -> None:
+    """matplotlib in one module, and there only its object API (no pyplot state, no backend switch)."""
+    for path in EXPERIMENTS.glob("*.py"):
+        used = {m for m in imports(path) if m.split(".")[0] == "matplotlib"}
+        if path.stem == "plots":
+            assert used and all(m.startswith("matplotlib.figure") or m == "matplotlib.ticker" for m in used), used
+        else:
+            assert not used, f"{path.name} imports {sorted(used)}"
+        assert "matplotlib.use(" not in path.read_text(), path.name
+
+
+def private_imports(path: Path) -> list[str]:
+    """``from lattice.experiments.x import _name`` in a file: private names of another module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lattice"):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+@pytest.mark.fast
+def test_no_private_name_is_imported_across_modules() -> None:
+    files = [*EXPERIMENTS.glob("*.py"), *(ROOT / "experiments").glob("*.py")]
+    assert len(files) >= 10
+    for path in files:
+        assert private_imports(path) == [], f"{path.relative_to(ROOT)} imports {private_imports(path)}"

@@ -22,7 +22,7 @@ from lattice.experiments.config import load_yaml, resolve_config
 from lattice.experiments.process import pending_stop, stop_signals_as_interrupt
 from lattice.experiments.rundir import RunDir
 from lattice.experiments.training import RunStopped, start_run
-from tests.test_cli import RUN, cli, only_run_dir
+from tests.helpers import RUN, cli, only_run_dir
 
 STEPS = 16384
 

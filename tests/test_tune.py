@@ -4,6 +4,7 @@ killed and resumed; bad tuning files refused."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -19,17 +20,11 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from lattice.experiments.config import ConfigError, load_yaml, resolve_config
+from lattice.experiments.studies import database_url
 from lattice.experiments.sweep import expand
-from lattice.experiments.tune import (
-    ReportToOptuna,
-    TrialLost,
-    database_url,
-    distributions,
-    load_tuning,
-    run_tuning_trial,
-    trial_config,
-)
-from tests.test_cli import ROOT
+from lattice.experiments.tune import ReportToOptuna, TrialLost, run_tuning_trial
+from lattice.experiments.tune_file import distributions, load_tuning, trial_config
+from tests.helpers import ROOT
 
 TUNE = str(ROOT / "experiments" / "tune.py")
 ENV = dict(os.environ)
@@ -73,6 +68,7 @@ def studies(folder: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
     return {name: optuna.load_study(study_name=name, storage=storage).trials for name in names}
 
 
+@pytest.mark.slow
 def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_best_configs(tmp_path):
     """One trial at a time: kill the tuning and its workers while a trial trains, after some finished; the same
     command completes each study to its 3 trials."""
@@ -183,6 +179,67 @@ def test_trials_below_the_median_are_pruned_after_the_warm_up(tmp_path):
     assert table["state"].tolist() == ["complete", "pruned", "pruned"] and table["steps"].tolist() == [320, 128, 128]
 
 
+PLOTS = """
+import json, sys
+from pathlib import Path
+import matplotlib
+backend = matplotlib.rcParams._get_backend_or_none()
+import optuna
+from lattice.experiments.plots import plot_history, plot_importance
+from lattice.experiments.studies import importances, trials_table
+
+# Two studies of real Optuna trials (6 complete, 1 pruned each), drawn as write_outputs draws a tuning's.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+space = {
+    "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True),
+    "policy_kwargs.alpha": optuna.distributions.FloatDistribution(0.1, 2.0),
+}
+studies = {}
+for noise, offset in (("isotropic", 0.0), ("lattice", 1.0)):
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):
+        params = {"learning_rate": 1e-4 * (i + 1), "policy_kwargs.alpha": 0.1 + 0.3 * (i % 3)}
+        value = offset + i + params["policy_kwargs.alpha"]
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=value,
+                                                  intermediate_values={64: value}))
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=space,
+                                              state=optuna.trial.TrialState.PRUNED, intermediate_values={64: -1.0}))
+    studies[noise] = study
+folder = Path(sys.argv[1])
+table = trials_table(studies, folder)
+found = importances(studies)
+plot_history(table, folder / "history.png")
+plot_importance(found, folder / "importance.png")
+plot_importance({}, folder / "no_importance.png")
+print(json.dumps({
+    "importances": {noise: sorted(values) for noise, values in found.items()},
+    "states": table.groupby("noise")["state"].apply(list).to_dict(),
+    "pyplot": "matplotlib.pyplot" in sys.modules,
+    "backend": matplotlib.rcParams._get_backend_or_none() == backend,
+}))
+"""
+
+
+def test_the_tuning_plots_draw_every_noise_without_pyplot_or_a_backend_switch(tmp_path):
+    """history.png and importance.png from real studies, through matplotlib's object API: drawing them loads no
+    pyplot and leaves the process's backend as it was (a fresh interpreter, so other tests' imports do not count)."""
+    env = {k: v for k, v in ENV.items() if k != "MPLBACKEND"}
+    result = subprocess.run(
+        [sys.executable, "-c", PLOTS, str(tmp_path)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads(result.stdout.strip().splitlines()[-1])
+    states = ["complete"] * 6 + ["pruned"]
+    assert state == {
+        "importances": {noise: ["learning_rate", "policy_kwargs.alpha"] for noise in ("isotropic", "lattice")},
+        "states": {"isotropic": states, "lattice": states},
+        "pyplot": False,
+        "backend": True,
+    }
+    for name in ("history.png", "importance.png", "no_importance.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
 BAD_FILES = [
     ({"noises": ["lattice", "brown"]}, "noises must be a list of: isotropic, gsde, lattice, lattice_iid, pink"),
     ({"search": {"learning_rate": {"low": 1e-3, "high": 1e-5}}}, "search.learning_rate needs numbers low < high"),
@@ -210,6 +267,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("change", "message"), BAD_FILES, ids=[m[:30] for _, m in BAD_FILES])
+@pytest.mark.fast
 def test_a_bad_tuning_file_is_refused_naming_the_setting(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**TINY, **change}))
@@ -218,6 +276,7 @@ def test_a_bad_tuning_file_is_refused_naming_the_setting(tmp_path, change, messa
     assert message in str(e.value)
 
 
+@pytest.mark.fast
 def test_lattice_tune_exits_2_on_a_bad_tuning_file_before_anything_is_written(tmp_path):
     change, message = BAD_FILES[4]  # found only by resolving a trial's config at the end of a range
     result = subprocess.run(
@@ -228,6 +287,7 @@ def test_lattice_tune_exits_2_on_a_bad_tuning_file_before_anything_is_written(tm
     assert not (tmp_path / "tune").exists()
 
 
+@pytest.mark.fast
 def test_the_packaged_tuning_file_gives_every_noise_the_shared_space_and_its_own_settings():
     tuning = load_tuning(ROOT / "configs" / "tune" / "elbow_ppo.yaml")
     spaces = {noise: set(distributions(tuning["search"], noise)) for noise in tuning["noises"]}
@@ -254,13 +314,14 @@ def test_integer_ranges_sample_integers(tmp_path):
 HOLDER = """
 import sys
 from pathlib import Path
-from lattice.experiments.tune import _ask, _studies, load_tuning, run_tuning_trial, trial_config
+from lattice.experiments.tune import ask, open_studies, run_tuning_trial
+from lattice.experiments.tune_file import load_tuning, trial_config
 
 # A process outside the tuning's driver that holds a trial of its study, as a worker does: asks it, then trains it
 # in the study folder's layout with heartbeats and reports (the package's code path), until it is killed.
 tuning, url, folder = load_tuning(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
-studies = _studies(tuning, url)
-noise, trial = _ask(studies, 10**6, tuning)
+studies = open_studies(tuning, url)
+noise, trial = ask(studies, 10**6, tuning)
 print(trial.number, flush=True)
 run = folder / "trials" / noise / f"{trial.number:03d}"
 log = folder / "output" / f"{noise}_{trial.number:03d}.log"
@@ -271,11 +332,11 @@ run_tuning_trial(config, str(run), str(log), url, studies[noise].study_name, tri
 ASK_AND_TELL = """
 import sys
 import optuna
-from lattice.experiments.tune import Heartbeat, _storage
+from lattice.experiments.studies import Heartbeat, open_storage
 
 # One of several processes asking, reporting to and telling trials of one study at once.
 url, process = sys.argv[1], int(sys.argv[2])
-storage = _storage(url, {"interval": 1, "grace": 30}, 0)
+storage = open_storage(url, {"interval": 1, "grace": 30}, 0)
 study = optuna.load_study(study_name="shared", storage=storage)
 for _ in range(5):
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
@@ -440,6 +501,7 @@ def test_a_trial_whose_holder_is_killed_is_failed_after_the_grace_period_and_ret
     assert table.loc[lost, "state"] == "lost" and table.loc[retry.number, "run"] == str(run)
 
 
+@pytest.mark.slow
 def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial_in_its_run_folder(tmp_path):
     """SQLite (the default storage) has the heartbeats too: a tuning killed mid-trial and started again after the
     grace period fails the trial that was running and retries it as a new trial that resumes its run; the lost
@@ -481,6 +543,7 @@ def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial
     assert table["run"].tolist()[:2] == [str(folder / "trials" / "isotropic" / "000")] * 2
 
 
+@pytest.mark.fast
 def test_an_unreachable_database_exits_2_with_one_line_and_no_password(tmp_path):
     url = "postgresql://lattice:s3cret@127.0.0.1:1/lattice"  # nothing listens on port 1
     result = subprocess.run(

@@ -24,8 +24,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from lattice.envs import make_env
 from lattice.experiments import rundir
+from lattice.experiments.checkpoints import set_aside_after
 from lattice.experiments.cli import enjoy_main
 from lattice.experiments.rundir import RunDir
+from lattice.experiments.zoo import publish_zoo_view
 from tests.conftest import session_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +165,7 @@ def test_lattice_enjoy_bad_input_exits_2(
     assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
+@pytest.mark.fast
 def test_lattice_enjoy_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert enjoy_main([str(tmp_path)]) == 2
     assert "is not a run folder of lattice-train" in capsys.readouterr().err
@@ -176,9 +179,9 @@ def test_resume_past_the_best_model_withdraws_the_zoo_view(tmp_path: Path) -> No
         (tmp_path / name).write_bytes(name.encode())
     (tmp_path / rundir.BEST_RECORD).write_text(yaml.safe_dump({"timesteps": 700, "return_mean": 1.0}))
     rundir.atomic_savez(tmp_path / rundir.EVALUATIONS, timesteps=np.array([300, 700]), results=np.ones((2, 3)))
-    run.publish_zoo_view("lattice/OveractuatedReach-v0")
+    publish_zoo_view(run, "lattice/OveractuatedReach-v0")
     assert (tmp_path / "lattice-OveractuatedReach-v0.zip").read_bytes() == rundir.BEST_MODEL.encode()
-    run.set_aside_after(500)
+    set_aside_after(run, 500)
     assert not (tmp_path / "lattice-OveractuatedReach-v0.zip").exists()
     assert not (tmp_path / "lattice-OveractuatedReach-v0" / rundir.VECNORMALIZE).exists()
     assert (tmp_path / "best_model_before_resume_1.zip").read_bytes() == rundir.BEST_MODEL.encode()
@@ -193,6 +196,6 @@ def test_set_aside_never_reuses_a_number_and_leaves_no_empty_curve(tmp_path: Pat
     run = RunDir(tmp_path)
     (tmp_path / "best_model_before_resume_3.zip").write_bytes(b"left by an interrupted resume")
     rundir.atomic_savez(tmp_path / rundir.EVALUATIONS, timesteps=np.array([300]), results=np.ones((1, 3)))
-    run.set_aside_after(0)
+    set_aside_after(run, 0)
     assert not (tmp_path / rundir.EVALUATIONS).exists() and run.evaluations() == {}
     assert np.load(tmp_path / "evaluations_before_resume_4.npz")["timesteps"].tolist() == [300]

@@ -13,7 +13,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from lattice.experiments.callbacks import Episodes, evaluate_episodes
-from lattice.experiments.config import ALGOS, ConfigError, task_env, validate
+from lattice.experiments.config import ALGOS, task_env, validate
+from lattice.experiments.errors import ConfigError, RunFolderError
 from lattice.experiments.rundir import RunDir
 
 
@@ -35,15 +36,15 @@ class Playback:
 
 def run_model_files(run_dir: Path, which: str = "best") -> tuple[dict[str, Any], Path, Path | None]:
     """A run's validated config, and the files of its model ``which`` (``best``, ``final`` or a checkpoint's step
-    count) and of that model's normalisation statistics (None when the run does not normalise); a ConfigError names
+    count) and of that model's normalisation statistics (None when the run does not normalise); a UsageError names
     what is missing, before anything is loaded."""
     run = RunDir(run_dir)
     if not run.is_run():
-        raise ConfigError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
+        raise RunFolderError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
     config = validate(run.config())
     model_path, stats_path = run.model_files(which)
     if config["normalize"] is not False and stats_path is None:
-        raise ConfigError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
+        raise RunFolderError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
     return config, model_path, stats_path
 
 

@@ -37,7 +37,7 @@ run it in a new folder. A changed grid runs its new trials; trials it no longer 
 ``sweep.yml`` and ``results.yml``. ``retries``, ``resources`` and ``slurm`` are not trial settings and may change.
 
 One process runs a sweep folder at a time: a second copy of the command, while the first runs, exits with code 2
-naming it (``lattice.experiments.rundir.writer_lock``), and each trial holds its own run folder's lock while it
+naming it (``lattice.experiments.lock.writer_lock``), and each trial holds its own run folder's lock while it
 trains.
 """
 
@@ -58,16 +58,14 @@ import yaml
 
 from lattice.experiments import rundir
 from lattice.experiments.cluster import DEADLINE_ENV, Engine, NoWorkers, check_local_gpus, connect, slurm_plan
-from lattice.experiments.config import ConfigError, load_yaml, resolve_config, validate
+from lattice.experiments.config import load_yaml, resolve_config, validate
+from lattice.experiments.dotted import as_text, config_differences
+from lattice.experiments.errors import ConfigError, UsageError
+from lattice.experiments.lock import FolderInUse, writer_lock
 from lattice.experiments.process import Terminated
 
 GRID_NAMES = ("algo", "noise", "env", "seed")
 SWEEP_KEYS = ("name", "grid", "settings", "retries", "resources", "slurm")
-
-
-def _as_text(value: Any) -> str:
-    """A value as YAML flow text, for a ``key=value`` setting."""
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str, Any]]:
@@ -94,7 +92,7 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
         values = grid.get(name)
         if name not in joint and (not isinstance(values, list) or not values):
             raise ConfigError(f"The sweep's grid needs a non-empty list for {name!r}, got {values!r}")
-    settings = [f"{k}={_as_text(v)}" for k, v in (sweep.get("settings") or {}).items()]
+    settings = [f"{k}={as_text(v)}" for k, v in (sweep.get("settings") or {}).items()]
     axes = list(grid)
     trials: dict[str, dict[str, Any]] = {}
     for values in itertools.product(*(grid[a] for a in axes)):
@@ -105,7 +103,7 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
         if missing:
             raise ConfigError(f"A point of the sweep's grid has no {', '.join(missing)}: {point}")
         extra = {k: v for k, v in point.items() if k not in (*GRID_NAMES, "config")}
-        hyperparams = settings + [f"{k}={_as_text(v)}" for k, v in extra.items()]
+        hyperparams = settings + [f"{k}={as_text(v)}" for k, v in extra.items()]
         if "config" in point:
             name = f"{Path(str(point['config'])).stem}_seed{point['seed']}"
             config = resolve_config(
@@ -120,7 +118,7 @@ def expand(sweep: dict[str, Any], base: Path = Path(".")) -> dict[str, dict[str,
                 overrides={"seed": point["seed"]},
                 hyperparams=hyperparams,
             )
-        name = re.sub(r"[^A-Za-z0-9._=+-]", "", name + "".join(f"_{k}={_as_text(v)}" for k, v in extra.items()))
+        name = re.sub(r"[^A-Za-z0-9._=+-]", "", name + "".join(f"_{k}={as_text(v)}" for k, v in extra.items()))
         if name in trials:  # e.g. two runs' config.yml: their trials would share one folder
             raise ConfigError(
                 f"Two points of the sweep's grid make the trial {name!r}: give the config files other names"
@@ -202,7 +200,7 @@ def sweep_retries(sweep: dict[str, Any]) -> int:
 
 def changed_trials(trials: dict[str, dict[str, Any]], sweep_dir: Path) -> dict[str, list[str]]:
     """Trials of the sweep that already ran (started or finished) with other settings than ``trials`` gives them:
-    trial name → ``key: recorded → now`` lines (``rundir.config_differences``). Every setting of a trial's resolved
+    trial name → ``key: recorded → now`` lines (``dotted.config_differences``). Every setting of a trial's resolved
     config counts (``device`` too: a trial resumes on its recorded device, and runs on a CPU and a GPU differ);
     ``retries``, ``resources`` and ``slurm`` are not trial settings. A trial folder without a recorded start is no
     run yet (``run_trial`` starts it anew)."""
@@ -214,7 +212,7 @@ def changed_trials(trials: dict[str, dict[str, Any]], sweep_dir: Path) -> dict[s
         recorded = run.config()
         with contextlib.suppress(ConfigError):  # as a resume reads it: with keywords a newer SB3 may have added
             recorded = validate(run.config())
-        differences = rundir.config_differences(config, recorded)
+        differences = config_differences(config, recorded)
         if differences:
             changed[trial] = differences
     return changed
@@ -365,15 +363,15 @@ def run_sweep(
     try:
         # One process runs a sweep folder's trials at a time: a second copy of the command is refused (FolderInUse)
         # before it starts a cluster. Each trial also holds its run folder's lock while it trains.
-        with rundir.writer_lock(sweep_dir):
+        with writer_lock(sweep_dir):
             # Again under the lock (no other process can start a trial now); then sweep.yml is the file as it is,
             # which matches every trial that ran.
             check_unchanged(trials, sweep_dir, path)
             record = yaml.safe_dump({**sweep, "trials": sorted(trials)}, sort_keys=False)
             rundir.atomic_write_text(sweep_dir / "sweep.yml", record)
             return _run_trials(sweep, trials, resources, sweep_dir, max_concurrent, scheduler, slurm, progress_every)
-    except ConfigError as e:
-        if created and not isinstance(e, rundir.FolderInUse):  # refused before any trial ran: leave nothing behind
+    except UsageError as e:
+        if created and not isinstance(e, FolderInUse):  # refused before any trial ran: leave nothing behind
             shutil.rmtree(sweep_dir, ignore_errors=True)
         raise
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from lattice.envs import control_dt
 from lattice.experiments import rundir
-from lattice.experiments.config import ConfigError, task_env, validate
+from lattice.experiments.config import task_env, validate
+from lattice.experiments.errors import ConfigError, NotRenderable, OutputPathError
 from lattice.experiments.playback import load_run_policy, run_model_files
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -83,7 +84,7 @@ def _size_keywords(config: dict[str, Any], size: tuple[int, int]) -> dict[str, i
 
 def check_renderable(config: dict[str, Any], size: tuple[int, int] = (480, 360)) -> None:
     """Render one frame of a config's task on a throwaway env, so that ``--video`` fails before training (with
-    ConfigError), not after it."""
+    NotRenderable), not after it."""
     try:
         env = task_env(config, "rgb_array", **_size_keywords(config, size))
         try:
@@ -95,22 +96,22 @@ def check_renderable(config: dict[str, Any], size: tuple[int, int] = (480, 360))
             raise ValueError(f"render() gave {type(frame).__name__}, not an RGB image")
     except Exception as e:  # whatever stops a frame (a missing renderer, no OpenGL, an env without rgb_array)
         first = (str(e).splitlines() or [""])[0]
-        raise ConfigError(f"--video: {config['env']} cannot be rendered here ({type(e).__name__}: {first})") from None
+        raise NotRenderable(f"--video: {config['env']} cannot be rendered here ({type(e).__name__}: {first})") from None
 
 
 def check_video_path(out: Path) -> None:
-    """Raise ConfigError unless ``out`` names a video file (.mp4 or .gif) in a folder that can be written."""
+    """Raise OutputPathError unless ``out`` names a video file (.mp4 or .gif) in a folder that can be written."""
     if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ConfigError(f"--out {out}: a video file name ends in {' or '.join(VIDEO_SUFFIXES)}")
+        raise OutputPathError(f"--out {out}: a video file name ends in {' or '.join(VIDEO_SUFFIXES)}")
     if out.parent.exists() and not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: {out.parent} is a file, not a folder")
+        raise OutputPathError(f"--out {out}: {out.parent} is a file, not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         probe = out.parent / f".{out.name}.probe"
         probe.touch()
         probe.unlink()
     except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+        raise OutputPathError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
 def _check_rollout(episodes: int, max_steps: int | None, size: tuple[int, int]) -> None:
