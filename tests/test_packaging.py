@@ -5,6 +5,8 @@ environments (marker ``packaging``: several minutes; ``make test-packaging``, wh
   Pendulum-v1 and load in a fresh process with identical predictions (``tests/packaging/core_smoke.py``);
 - then the ``experiments`` extra into the same environment, and from a folder outside the repository: a tiny
   training run through the console script, its report, and ``versions.yml`` naming this package's version;
+- the core as a fresh install resolves it, the newest releases its dependency bounds allow (and, for SB3,
+  sb3-contrib and gymnasium, within the tested range): the core test files;
 - the core with the oldest supported Stable-Baselines3, sb3-contrib and gymnasium, without numba (so the
   likelihood falls back to torch's factorisation): the same smoke test, then the core test files.
 """
@@ -29,8 +31,10 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parent.parent
 # torch first and pinned (a range would pull the newest, CUDA build); see the Makefile.
 TORCH = "torch==2.13.0"
-# The oldest releases the core supports (README: "Versions"); numpy 2 needs gymnasium >= 1.0.
-OLDEST = ["stable-baselines3==2.0.0", "sb3-contrib==2.0.0", "gymnasium==0.28.1", "numpy<2"]
+# The releases the core is tested with, [oldest, first untested): pyproject's bounds on the APIs it plugs into.
+TESTED = {"stable-baselines3": ("2.0.0", "2.10"), "sb3-contrib": ("2.0.0", "2.10"), "gymnasium": ("0.28.1", "1.3")}
+# The oldest releases the core supports; numpy 2 needs gymnasium >= 1.0.
+OLDEST = [*(f"{name}=={oldest}" for name, (oldest, _) in TESTED.items()), "numpy<2"]
 CORE_TESTS = ["test_distributions.py", "test_linalg.py", "test_policies.py", "test_spd.py"]
 EXPERIMENT_DISTRIBUTIONS = {"myosuite", "matplotlib", "dask", "distributed", "wandb", "pandas", "mujoco", "pyyaml"}
 
@@ -54,8 +58,32 @@ def venv(path: Path) -> Path:
 
 
 def installed(python: Path) -> set[str]:
+    return set(versions(python))
+
+
+def versions(python: Path) -> dict[str, str]:
+    """Distribution name (lower case, ``-`` for ``_``) → version, of what is installed for ``python``."""
     listing = json.loads(sh([python, "-m", "pip", "list", "--format", "json"], cwd=python.parent))
-    return {entry["name"].lower().replace("_", "-") for entry in listing}
+    return {entry["name"].lower().replace("_", "-"): entry["version"] for entry in listing}
+
+
+def run_core_tests(python: Path, where: Path) -> str:
+    """Copy the core test files (with ``conftest.py``, the smoke test and the test data) to ``where``, outside the
+    repository, and run them with ``python``: the smoke test, then pytest. Returns pytest's output."""
+    tests = where / "tests"
+    tests.mkdir()
+    shared = [name for name in ("conftest.py", "helpers.py") if (ROOT / "tests" / name).exists()]
+    for name in [*shared, *CORE_TESTS]:
+        shutil.copy(ROOT / "tests" / name, tests)
+    if (ROOT / "tests" / "data").is_dir():  # e.g. the models saved by earlier versions, which must still load
+        shutil.copytree(ROOT / "tests" / "data", tests / "data")
+    shutil.copy(ROOT / "tests" / "packaging" / "core_smoke.py", tests)
+    sh([python, "core_smoke.py"], cwd=tests)
+    # from `where`, as in the repository: `python -m pytest` puts it on sys.path, so `tests.helpers` imports
+    paths = [f"tests/{name}" for name in CORE_TESTS]
+    output = sh([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths], cwd=where, timeout=1800)
+    assert " passed" in output and " failed" not in output
+    return output
 
 
 @pytest.fixture(scope="module")
@@ -134,26 +162,26 @@ def test_oldest_supported_versions_without_numba(wheel: Path, tmp_path: Path) ->
     python = venv(tmp_path / "venv")
     sh([python, "-m", "pip", "install", "--quiet", "--no-deps", wheel], cwd=tmp_path)
     sh([python, "-m", "pip", "install", "--quiet", *OLDEST, "pytest"], cwd=tmp_path)
-    versions = json.loads(
-        sh(
-            [
-                python,
-                "-c",
-                "import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
-                "('stable-baselines3', 'sb3-contrib', 'gymnasium')}))",
-            ],
-            cwd=tmp_path,
-        )
-    )
-    assert versions == {"stable-baselines3": "2.0.0", "sb3-contrib": "2.0.0", "gymnasium": "0.28.1"}
-    assert "numba" not in installed(python)
-    tests = tmp_path / "tests"
-    tests.mkdir()
-    for name in ["conftest.py", *CORE_TESTS]:
-        shutil.copy(ROOT / "tests" / name, tests)
-    shutil.copy(ROOT / "tests" / "packaging" / "core_smoke.py", tests)
-    sh([python, "core_smoke.py"], cwd=tests)
+    resolved = versions(python)
+    assert {name: resolved[name] for name in TESTED} == {name: oldest for name, (oldest, _) in TESTED.items()}
+    assert "numba" not in resolved
     fallback = "from lattice import spd; assert not spd.available(), 'numba is importable'"
-    sh([python, "-c", fallback], cwd=tests)
-    output = sh([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CORE_TESTS], cwd=tests, timeout=1800)
-    assert " passed" in output and " failed" not in output
+    sh([python, "-c", fallback], cwd=tmp_path)
+    run_core_tests(python, tmp_path)
+
+
+def test_newest_versions_a_fresh_core_install_resolves(wheel: Path, tmp_path: Path) -> None:
+    """What `pip install sb3-lattice` gives a new user today: the newest releases the bounds allow, which CI tests
+    here (the development environment holds the versions the experiment layer needs, e.g. gymnasium for myosuite)."""
+    from packaging.version import Version
+
+    python = venv(tmp_path / "venv")
+    sh([python, "-m", "pip", "install", "--quiet", wheel], cwd=tmp_path)
+    core = [*TESTED, "numpy", "numba", "torch"]
+    resolved = {name: versions(python)[name] for name in core}
+    for name, (oldest, untested) in TESTED.items():
+        assert Version(oldest) <= Version(resolved[name]) < Version(untested), f"a fresh core install got {resolved}"
+    sh([python, "-m", "pip", "install", "--quiet", "pytest"], cwd=tmp_path)
+    assert {name: versions(python)[name] for name in core} == resolved, "installing pytest changed the core's versions"
+    print(f"the core tests on what a fresh core install resolved: {resolved}")
+    run_core_tests(python, tmp_path)

@@ -1,5 +1,5 @@
-"""SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints, and a
-warning when PPO's updates stay too large.
+"""SB3 callbacks of an experiment run: energy of training episodes, evaluation with energy, checkpoints, a
+progress bar that ends at 100%, and a warning when PPO's updates stay too large.
 
 Everything written here survives a SIGKILL: each file (``evaluations.npz``, the best model, every checkpoint
 file) is written under a temporary name and renamed into place (``lattice.experiments.rundir``), so no file is ever
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +20,18 @@ from typing import Any
 import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback, ProgressBarCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from lattice.envs import ENERGY_KEYS, SUCCESS
-from lattice.experiments import rundir
+from lattice.experiments import checkpoints, rundir
 from lattice.experiments.process import pending_stop
 from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
+from lattice.experiments.zoo import publish_zoo_view
 
 KEPT_REPLAY_BUFFERS = 2  # the newest checkpoint's, and the one before it in case the newest cannot be read
 
@@ -107,6 +111,51 @@ class StepGrid:
         return True
 
 
+def learning_end(model: BaseAlgorithm, start: int, total: int) -> int | None:
+    """The step count at which SB3's ``learn`` from ``start`` to ``total`` steps ends: it stops only between
+    collections, so it rounds the budget up to whole ones.
+
+    On-policy algorithms collect rollouts of ``n_steps`` per env; off-policy ones collect ``train_freq`` steps per
+    env between their updates (counted from ``start``: a resumed run begins a new collection).
+
+    :param model: The algorithm, set up (``n_envs`` known).
+    :param start: The step count at which ``learn`` begins.
+    :param total: The step count ``learn`` trains to.
+    :return: The step count at the end, or None where it depends on episode lengths (a ``train_freq`` in episodes).
+    """
+    if isinstance(model, OnPolicyAlgorithm):
+        collection = model.n_steps * model.n_envs
+    elif isinstance(model, OffPolicyAlgorithm) and isinstance(model.train_freq, TrainFreq):  # converted at setup
+        if model.train_freq.unit != TrainFrequencyUnit.STEP:
+            return None
+        collection = model.train_freq.frequency * model.n_envs
+    else:
+        return None
+    return start + -(-(total - start) // collection) * collection  # ceil: whole collections
+
+
+class RunProgressBarCallback(ProgressBarCallback):
+    """SB3's progress bar counting to the step count the run really ends at (``learning_end``: SB3 trains whole
+    rollouts, so a budget of 50,000 steps in rollouts of 512 ends at 50,176), so that it ends at 100% and never past
+    it. Where the end cannot be known in advance (a ``train_freq`` in episodes) it counts to the budget and stops
+    there (capped at 100%) while the last collection finishes."""
+
+    def _on_training_start(self) -> None:
+        from tqdm import TqdmExperimentalWarning
+        from tqdm.rich import tqdm  # SB3's bar (installed with the experiments extra)
+
+        start, total = self.model.num_timesteps, self.locals["total_timesteps"]
+        end = learning_end(self.model, start, total)
+        with warnings.catch_warnings():  # SB3 silences it process-wide at import; here only around the bar
+            warnings.simplefilter("ignore", TqdmExperimentalWarning)
+            self.pbar = tqdm(total=(total if end is None else end) - start)  # this stretch's steps, as SB3 counts
+
+    def _on_step(self) -> bool:
+        assert self.pbar.total is not None
+        self.pbar.update(min(self.training_env.num_envs, self.pbar.total - self.pbar.n))
+        return True
+
+
 class EpisodeEnergyCallback(BaseCallback):
     """Log the per-episode energy of training episodes (``rollout/ep_effort``, ...; see ``lattice.envs``)."""
 
@@ -129,7 +178,8 @@ class EnergyEvalCallback(EvalCallback):
     :param eval_env: The evaluation env (its own seed; a frozen VecNormalize when training normalises).
     :param run: The run folder: ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go there.
     :param eval_freq: Evaluate each time the step count passes a multiple of ``eval_freq`` (all envs together),
-        so a resumed run keeps the same grid of evaluation steps.
+        so a resumed run keeps the same grid of evaluation steps; a multiple reached at or past the budget is left to
+        the final evaluation (``evaluate()`` once training ends), so the last policy is evaluated once.
     :param n_eval_episodes: Episodes per evaluation.
     :param env_id: The env's id: each new best model is also published under rl-baselines3-zoo's names for it
         (None: not).
@@ -163,6 +213,7 @@ class EnergyEvalCallback(EvalCallback):
         self.evaluations_energy: dict[str, list[list[float]]] = {key: [] for key in ENERGY_KEYS}
         self._start_time = time.time()
         self._start_steps = 0
+        self._total = 0  # the step count SB3's learn trains to (set at the training start)
         self._grid = StepGrid(eval_freq)
 
     def restore(self, path: Path, up_to: int) -> None:
@@ -183,9 +234,14 @@ class EnergyEvalCallback(EvalCallback):
     def _on_training_start(self) -> None:
         self._start_time, self._start_steps = time.time(), self.model.num_timesteps
         self._grid.start(self.model.num_timesteps)
+        self._total = int(self.locals["total_timesteps"])
 
     def _on_step(self) -> bool:
-        return self.evaluate() if self._grid.due(self.num_timesteps) else True
+        if not self._grid.due(self.num_timesteps):
+            return True
+        # Past the budget, SB3 only finishes the current collection and its update: that policy, the final one, is
+        # evaluated once, by the caller's final ``evaluate()``, at the step count where training ends.
+        return True if self.num_timesteps >= self._total else self.evaluate()
 
     def evaluate(self) -> bool:
         """Evaluate now, log, save ``evaluations.npz`` and the best model; returns whether to continue."""
@@ -241,7 +297,7 @@ class EnergyEvalCallback(EvalCallback):
         record = {"timesteps": int(self.num_timesteps), "return_mean": mean_return}
         atomic_write_text(self.run / rundir.BEST_RECORD, yaml.safe_dump(record))
         if self.env_id is not None:
-            self.run.publish_zoo_view(self.env_id)
+            publish_zoo_view(self.run, self.env_id)
 
 
 class RunCheckpointCallback(CheckpointCallback):
@@ -360,10 +416,10 @@ class RunCheckpointCallback(CheckpointCallback):
     def _check_finite(self) -> None:
         """Raise ``NonFiniteModel`` if the model's saved tensors (``get_parameters``: the policy's weights, the
         optimizers' state) or its VecNormalize statistics hold NaN or inf, naming the first few."""
-        bad = rundir.non_finite(self.model.get_parameters())
+        bad = checkpoints.non_finite(self.model.get_parameters())
         vec_normalize = self.model.get_vec_normalize_env()
         if vec_normalize is not None:
-            bad += rundir.non_finite(rundir.normalization_statistics(vec_normalize), "vecnormalize")
+            bad += checkpoints.non_finite(checkpoints.normalization_statistics(vec_normalize), "vecnormalize")
         if bad:
             saved = self.run.checkpoint_step_counts()
             where = f"the checkpoint at {saved[-1]:,} steps" if saved else "the start (no checkpoint was saved)"

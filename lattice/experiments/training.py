@@ -26,21 +26,29 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from lattice.callbacks import EpisodicNoiseCallback
 from lattice.envs import ENERGY_KEYS
 from lattice.experiments import rundir
+from lattice.experiments.build import check_sizes
 from lattice.experiments.callbacks import (
     EnergyEvalCallback,
     EpisodeEnergyCallback,
     RunCheckpointCallback,
+    RunProgressBarCallback,
     StopSignalCallback,
     UpdateSizeCallback,
 )
-from lattice.experiments.config import ALGOS, ConfigError, algo_kwargs, check_device, task_env, validate
+from lattice.experiments.checkpoints import choose_checkpoint, set_aside_after, trained_config
+from lattice.experiments.config import ALGOS, algo_kwargs, check_device, task_env, validate
+from lattice.experiments.dotted import config_differences
+from lattice.experiments.errors import ConfigError, RunFolderError
+from lattice.experiments.lock import writer_lock
 from lattice.experiments.process import Terminated, leave_stop_signals_to_parent
 from lattice.experiments.rundir import RunDir
+from lattice.experiments.zoo import write_zoo_config
 
 
 class RunStopped(KeyboardInterrupt):
@@ -142,17 +150,46 @@ def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 
 def check_buildable(config: dict[str, Any]) -> None:
     """Build the model on one throwaway env so that a bad value fails here, before any folder exists; the device
-    must be available."""
+    must be available, and the budget must train the model (``check_budget``)."""
     check_device(config["device"])
     try:
         probe = task_env(config)
         probe.reset(seed=0)  # checks the reward weights against the env's terms
+        check_sizes(config, probe.observation_space, probe.action_space)  # buffers that fit in this machine
         env = normalized(DummyVecEnv([lambda: probe]), config, training=True)
-        build_model({**config, "device": "cpu"}, env).env.close()  # type: ignore[union-attr]
+        model = build_model({**config, "device": "cpu"}, env)
+        model.env.close()  # type: ignore[union-attr]
     except (ValueError, TypeError, AssertionError, KeyError, RuntimeError) as e:
         raise ConfigError(
             f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}"
         ) from e
+    check_budget(model, config["timesteps"], config["n_envs"])
+
+
+def check_budget(model: BaseAlgorithm, timesteps: int, n_envs: int) -> None:
+    """Raise ConfigError when ``timesteps`` steps cannot train ``model`` as asked: an off-policy algorithm makes
+    no update until it has collected more than ``learning_starts`` steps (of random actions), and an on-policy one
+    collects whole rollouts of ``n_steps`` per env before each update, so a budget under one rollout would train a
+    whole rollout anyway, more steps than asked.
+
+    :param model: The algorithm with its settings (the number of envs it was built on does not matter).
+    :param timesteps: The run's budget (all envs together).
+    :param n_envs: The envs the run trains on.
+    """
+    name = type(model).__name__
+    if isinstance(model, OffPolicyAlgorithm) and timesteps <= model.learning_starts:
+        raise ConfigError(
+            f"timesteps={timesteps} trains nothing: {name} makes its first update after learning_starts="
+            f"{model.learning_starts} steps of random actions; set timesteps (-n) above {model.learning_starts}, "
+            f"or learning_starts below {timesteps} (--hyperparams learning_starts=N)"
+        )
+    if isinstance(model, OnPolicyAlgorithm) and timesteps < model.n_steps * n_envs:
+        rollout = model.n_steps * n_envs
+        raise ConfigError(
+            f"timesteps={timesteps} is less than one rollout: {name} collects n_steps x n_envs = {model.n_steps} x "
+            f"{n_envs} = {rollout} steps before each update (so it would train {rollout}); set timesteps (-n) to "
+            f"at least {rollout}, or lower n_steps or n_envs"
+        )
 
 
 def _logger(run: RunDir) -> Logger:
@@ -225,12 +262,12 @@ def train(
 
     :param config: A resolved config (``lattice.experiments.config.resolve_config``).
     :param run_dir: The run folder; ``config.yml`` and the rest are written here.
-    :param progress_bar: Show SB3's progress bar.
+    :param progress_bar: Show a progress bar (SB3's, counting to the step count the run ends at).
     :param wandb_project: Log to wandb (tensorboard sync, videos) under this project; None: no wandb.
     :param wandb_entity: wandb entity (team or user).
     :param video: Render a rollout of the best model to ``videos/`` at the end.
     :param resuming: Continue a run in ``run_dir``: append to its logs.
-    :param resume_from: (steps, files) of the checkpoint to continue from (``RunDir.choose_checkpoint``); None
+    :param resume_from: (steps, files) of the checkpoint to continue from (``checkpoints.choose_checkpoint``); None
         with ``resuming``: start over (no checkpoint file had been saved), still appending to the logs.
     :param after_eval: A callback run after each evaluation (SB3's ``callback_after_eval``; e.g. a tuner's report);
         an exception it raises stops the run as any error does.
@@ -307,11 +344,11 @@ def _build_on(
         model = _load_checkpoint(config, venv, resume_from)
     setattr(model, rundir.CONFIG_ATTRIBUTE, config)  # saved with every model: what it was trained with
     if resuming:
-        run.set_aside_after(start_steps)
+        set_aside_after(run, start_steps)
         if (run / rundir.EVALUATIONS).exists():
             evaluation.restore(run / rundir.EVALUATIONS, start_steps)  # the best return: that of best_model.yml
     policy = ALGOS[config["algo"]][1]
-    run.write_zoo_config(config, f"{policy.__module__}.{policy.__qualname__}")
+    write_zoo_config(run, config, f"{policy.__module__}.{policy.__qualname__}")
     model.set_logger(_logger(run))
     checkpoints = RunCheckpointCallback(config["save_freq"], run)
     return _Session(run, config, model, venv, evaluation, checkpoints, start_steps, wandb_run)
@@ -345,6 +382,7 @@ def _learn(session: _Session, progress_bar: bool) -> float:
             UpdateSizeCallback(),
             session.evaluation,
             session.checkpoints,
+            *([RunProgressBarCallback()] if progress_bar else []),  # SB3's own would count past 100%
         ]
     )
     start = time.time()
@@ -352,7 +390,6 @@ def _learn(session: _Session, progress_bar: bool) -> float:
         model.learn(
             config["timesteps"] - session.start_steps,
             callback=callbacks,
-            progress_bar=progress_bar,
             reset_num_timesteps=session.start_steps == 0,  # a loaded checkpoint continues its step count
         )
     except KeyboardInterrupt as e:
@@ -457,7 +494,7 @@ def start_run(
     **train_kwargs: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Check the config (it builds on an available device and, with ``video``, the task renders), create a new run
-    folder, record what runs, and train, holding the folder's writer lock (``RunDir.writing``) throughout.
+    folder, record what runs, and train, holding the folder's writer lock (``lock.writer_lock``) throughout.
 
     :param run_dir: Use this (new) folder instead of the next ``log_dir/<algo>/<env>_<N>`` (sweeps name trials).
     :return: The run folder and the summary.
@@ -475,7 +512,7 @@ def start_run(
             run = RunDir(run_dir)
     except OSError as e:
         raise ConfigError(f"Cannot create a run folder in {run_dir or log_dir}: {e.strerror or e}") from None
-    with run.writing():
+    with writer_lock(run.path):
         run.record_start(config, args or {})
         print(f"run folder: {run.path}", flush=True)
         return run.path, train(config, run.path, **train_kwargs)
@@ -485,24 +522,24 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
     """Continue an interrupted run in its folder from its newest usable checkpoint, to the same total, holding the
     folder's writer lock throughout.
 
-    A checkpoint is usable when its files are all there, readable and finite (``RunDir.choose_checkpoint``); the
+    A checkpoint is usable when its files are all there, readable and finite (``checkpoints.choose_checkpoint``); the
     newer ones are set aside, each with a warning on stderr, and the run saves its next checkpoints in their place.
     The checkpoint's model must have been trained with the config that ``config.yml`` holds now: an edit since is
     refused, naming the settings that differ. Only a run without any checkpoint file starts over, with
     ``config.yml`` as it is.
 
-    Raises ConfigError (before anything is written) for a folder that is missing, not a run folder, in use by
-    another process, already finished, edited since its checkpoint, or with checkpoint files but no usable
-    checkpoint.
+    Raises (before anything is written) RunFolderError for a folder that is missing, not a run folder, in use by
+    another process, already finished, or with checkpoint files but no usable checkpoint; ConfigError for a config
+    edited since its checkpoint.
     """
     run = RunDir(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"--resume {run_dir}: no such folder")
+        raise RunFolderError(f"--resume {run_dir}: no such folder")
     if not run.is_run():
-        raise ConfigError(f"--resume {run_dir}: not a run folder of lattice-train (no config.yml / command.txt)")
-    with run.writing():
+        raise RunFolderError(f"--resume {run_dir}: not a run folder of lattice-train (no config.yml / command.txt)")
+    with writer_lock(run.path):
         if run.finished_summary() is not None:
-            raise ConfigError(f"--resume {run_dir}: this run already finished; start a new run instead")
+            raise RunFolderError(f"--resume {run_dir}: this run already finished; start a new run instead")
         config = validate(run.config())
         check_device(config["device"])
         if train_kwargs.get("video"):
@@ -510,7 +547,7 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
 
             check_renderable(config)
         replay_buffer = issubclass(ALGOS[config["algo"]][0], OffPolicyAlgorithm)
-        choice = run.choose_checkpoint(config["normalize"] is not False, replay_buffer)
+        choice = choose_checkpoint(run, config["normalize"] is not False, replay_buffer)
         checkpoint = choice.checkpoint
         if checkpoint is not None:
             _check_unedited(run, config, checkpoint)
@@ -525,10 +562,15 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
 def _check_unedited(run: RunDir, config: dict[str, Any], checkpoint: tuple[int, dict[str, Path]]) -> None:
     """Raise ConfigError if ``config`` (``config.yml`` now) is not what the checkpoint's model was trained with."""
     steps, files = checkpoint
-    trained = run.trained_config(files["model"])
+    trained = trained_config(files["model"])
     if trained is None:  # saved by a version that did not record it: nothing to compare with
         return
-    differences = rundir.config_differences(config, trained)
+    try:
+        # as this version records it: 0.2 recorded every noise's parameters, and noise_period for every noise
+        trained = validate(trained)
+    except ConfigError:
+        pass  # compared as recorded: any difference is named below
+    differences = config_differences(config, trained)
     if differences:
         raise ConfigError(
             f"{run / rundir.CONFIG} was edited after the checkpoint at {steps:,} steps was trained "
