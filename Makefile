@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
 TORCH_INDEX ?=
 
-.PHONY: install test test-all test-cluster test-packaging run run-ant videos lint bench ci cluster clean
+.PHONY: install test test-fast test-slow test-all test-cluster test-sb3 test-packaging run run-ant videos lint docs bench ci cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest -n 2 tests
 
+# The edit-test loop (45 s on 2 cores, 436 tests): the tests marked `fast`, the core's (linear algebra, distributions,
+# colored noise, the policies' noise parameters, configs, the layers' import rules) and the command lines' validation
+# (bad input exits 2 with one line, before anything is written).
+test-fast: install
+	$(PY) -m pytest -n 2 -m fast tests
+
+# The long tests that `make test` leaves out (marked `slow`, 3 minutes on 2 cores): sweeps and tunings killed or
+# stopped and resumed, a sweep on a Dask cluster started from the command line, a changed sweep file, damaged
+# checkpoints, the rest of the algorithm x noise grid of run folders. CI runs them after `make ci`.
+test-slow: install
+	$(PY) -m pytest -n 2 -m slow tests
+
 test-all: install
 	$(PY) -m pytest -n 2 -m "" tests
 
@@ -30,6 +42,15 @@ test-all: install
 # time: the SLURM tests share the cluster's two CPUs and time its jobs.
 test-cluster: install
 	$(PY) -m pytest -n 0 -m "slurm or postgres" tests
+
+# The drop-in claim checked by SB3's own tests: test_sde.py, test_save_load.py and the gSDE tests of
+# test_distributions.py of the installed SB3 version (fetched once from its sdist into .sb3-tests/, git-ignored),
+# run with this package's policies and distributions, once per noise (tests/sb3/; results and the declared
+# differences in docs/sb3_compatibility.md). About 15 minutes on 2 cores (2 pytest-xdist workers); SB3_ARGS go to
+# pytest.
+SB3_ARGS ?= -n 2
+test-sb3: install
+	$(PY) tests/sb3/run.py -- $(SB3_ARGS)
 
 # The wheel installed into fresh virtual environments: core only, then with the experiments extra (from a folder
 # outside the repository), and the core with the oldest supported SB3 / sb3-contrib / gymnasium (CI runs this).
@@ -59,11 +80,17 @@ videos: install
 	$(PY) experiments/videos.py
 
 lint: install
-	$(PY) -m ruff check lattice benchmarks tests experiments
-	$(PY) -m ruff format --check lattice benchmarks tests experiments
+	$(PY) -m ruff check lattice benchmarks tests experiments docs
+	$(PY) -m ruff format --check lattice benchmarks tests experiments docs
 	$(PY) -m mypy
 
-ci: lint test
+# The documentation site (docs/, MyST Markdown pages; the API and CLI references generated from the code) into
+# docs/_build/html, not committed. Warnings are errors (-W, --keep-going to list them all; -n: every reference must
+# resolve), so a broken link, a missing page or a docstring that does not render fails CI.
+docs: install
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+
+ci: lint test docs
 
 # A real one-node SLURM cluster on this machine (loopback only) for the tests marked `slurm`: needs root and apt-get
 # (Debian 12); installs slurm-wlm, munge and postgresql if missing, starts munged, slurmctld and slurmd. Idempotent.
@@ -76,4 +103,4 @@ bench: install
 	$(PY) benchmarks/env_speed.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache docs/_build

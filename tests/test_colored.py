@@ -19,6 +19,8 @@ from lattice import (
 )
 from lattice.colored import ColoredNoise, colored_noise
 
+pytestmark = pytest.mark.fast
+
 ENV_ID = "Pendulum-v1"
 
 
@@ -227,7 +229,7 @@ def test_seeded_runs_repeat_exactly(algo: str) -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="noise_exponent must be a finite number"):
         PPO(LatticeActorCriticPolicy, ENV_ID, policy_kwargs=dict(noise="pink", noise_exponent=float("nan")))
-    with pytest.raises(ValueError, match="noise_horizon must be an integer >= 2 .*got 1$"):
+    with pytest.raises(ValueError, match=r"noise_horizon must be an integer >= 2 .*got 1$"):
         SAC(LatticeSACPolicy, ENV_ID, policy_kwargs=dict(noise="pink", noise_horizon=1))
     with pytest.raises(ValueError, match="noise_horizon must be an integer"):
         PPO(LatticeActorCriticPolicy, ENV_ID, policy_kwargs=dict(noise="pink", noise_horizon=10.5))

@@ -9,6 +9,8 @@ from torch.distributions import MultivariateNormal
 
 from lattice.distributions import LatticeIIDNoiseDistribution, LatticeNoiseDistribution, _ClippedExp
 
+pytestmark = pytest.mark.fast
+
 D_LATENT, N_ACT = 6, 3
 
 

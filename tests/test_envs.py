@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
@@ -13,14 +12,11 @@ from lattice.envs import (
     DIVERGED,
     EFFORT,
     SUCCESS,
-    RewardWeights,
     check_env_id,
     control_dt,
-    ensure_registered,
     make_env,
 )
-
-PEN_WEIGHTS = dict(pos_align_diff=100.0, rot_align_diff=100.0, solved=1.0)  # configs/pen.yaml's non-zero terms
+from tests.helpers import pen_env, spin_the_pen
 
 
 def _run_episode(env, rng, scale=1.0):
@@ -97,36 +93,20 @@ def test_paper_reward_terms_of_reorient():
             break
 
 
+@pytest.mark.fast
 def test_unknown_reward_term_names_the_valid_ones():
     env = make_env("myoHandPenTwirlRandom-v0", reward_weights={"pos_dist": 1.0})
     with pytest.raises(ValueError, match=r"Unknown reward term\(s\) \['pos_dist'\].*'pos_align_diff'"):
         env.reset(seed=0)
 
 
+@pytest.mark.fast
 def test_control_step_and_env_ids():
     assert control_dt(make_env("Ant-v5")) == pytest.approx(0.05)
     assert control_dt(make_env("myoChallengeDieReorientP2-v0")) == pytest.approx(0.01)  # not 1 / render_fps
     check_env_id("myoHandReorient8-v0")
     with pytest.raises(ValueError, match="did you mean 'myoHandReorient8-v0'"):
         check_env_id("myoHandReorent8-v0")
-
-
-def _pen(guarded):
-    """The pen task with the paper's reward: through make_env (with SimulationGuard), or the same without it."""
-    if guarded:
-        return make_env("myoHandPenTwirlRandom-v0", max_episode_steps=100, reward_weights=PEN_WEIGHTS)
-    ensure_registered("myoHandPenTwirlRandom-v0")
-    return RewardWeights(gym.make("myoHandPenTwirlRandom-v0", max_episode_steps=100), PEN_WEIGHTS)
-
-
-def _spin_the_pen(env, speed):
-    """Three ordinary steps, then the pen's x rotation set to ``speed`` rad/s (DOF 26, where the blow-ups seen in
-    training happen) and one more step; returns the ordinary steps' rewards and the last step."""
-    env.reset(seed=0)
-    zero = np.zeros(env.action_space.shape, dtype=np.float32)
-    rewards = [env.step(zero)[1] for _ in range(3)]
-    env.unwrapped.data.qvel[env.unwrapped.model.joint("OBJRx").dofadr[0]] = speed
-    return rewards, env.step(zero)
 
 
 @pytest.mark.parametrize(
@@ -136,9 +116,9 @@ def _spin_the_pen(env, speed):
 def test_a_diverged_step_ends_the_episode_with_reward_zero(speed, mujoco_resets):
     """A contact blow-up gives the unguarded paper reward an absurd value (the pen leaves at 1e5 rad/s) or one
     computed on MuJoCo's reset state; with the guard that step ends the episode with reward 0, flagged."""
-    bare_rewards, (_, bare_reward, bare_terminated, _, _) = _spin_the_pen(_pen(guarded=False), speed)
-    env = _pen(guarded=True)
-    rewards, (_, reward, terminated, _, info) = _spin_the_pen(env, speed)
+    bare_rewards, (_, bare_reward, bare_terminated, _, _) = spin_the_pen(pen_env(guarded=False), speed)
+    env = pen_env(guarded=True)
+    rewards, (_, reward, terminated, _, info) = spin_the_pen(env, speed)
     assert rewards == pytest.approx(bare_rewards, rel=1e-12)  # ordinary steps are untouched
     assert bare_reward != 0.0 and (abs(bare_reward) > 1e3 or mujoco_resets)
     reset_count = env.unwrapped.data.warning[int(mujoco.mjtWarning.mjWARN_BADQACC)].number
@@ -154,7 +134,7 @@ def test_a_diverged_step_ends_the_episode_with_reward_zero(speed, mujoco_resets)
 
 def test_the_guard_leaves_ordinary_episodes_alone():
     """Over a whole episode of random actions the guarded env returns what the bare one does, step for step."""
-    bare, env = _pen(guarded=False), _pen(guarded=True)
+    bare, env = pen_env(guarded=False), pen_env(guarded=True)
     rng = np.random.default_rng(3)
     obs_bare, _ = bare.reset(seed=4)
     obs, _ = env.reset(seed=4)

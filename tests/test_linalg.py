@@ -8,6 +8,8 @@ import torch as th
 from lattice import linalg
 from lattice.linalg import lowrank_covariance, lowrank_terms, safe_cholesky, scalar_lowrank_terms
 
+pytestmark = pytest.mark.fast
+
 
 def dense_terms(r: th.Tensor, sigma: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     """log det Σ and rᵀΣ⁻¹r by torch's own (autograd-differentiable) Cholesky."""

@@ -17,7 +17,7 @@ from lattice import OVERACTUATED_ENV_ID, OveractuatedReach
 from lattice.envs import ACT_SQ, ACTION_SQ, EFFORT, SUCCESS, make_env
 from lattice.experiments.config import load_yaml
 from lattice.experiments.report import label_tasks
-from tests.test_cli import ROOT, only_run_dir, tiny_run_args
+from tests.helpers import ROOT, only_run_dir, tiny_run_args
 
 
 @pytest.mark.parametrize("n", [4, 16, 300])
@@ -114,6 +114,7 @@ def test_energy_and_success_through_the_experiment_wrappers():
     assert info[SUCCESS] == (info["distance"] < 0.1)
 
 
+@pytest.mark.fast
 def test_bad_actuator_count_names_the_rule():
     with pytest.raises(ValueError, match=r"n_actuators must be an even integer >= 4 \(antagonistic pairs\), got 7"):
         OveractuatedReach(n_actuators=7)

@@ -61,6 +61,7 @@ def action_dist(model):
     return model.actor.action_dist if isinstance(model, (SAC, TQC)) else model.policy.action_dist
 
 
+@pytest.mark.fast
 def test_registry_names() -> None:
     assert set(NOISES) == {"isotropic", "gsde", "lattice", "lattice_iid", "pink"}
     assert [name for name, spec in NOISES.items() if spec.state_dependent] == ["gsde", "lattice"]
@@ -77,6 +78,7 @@ def test_registry_names() -> None:
         ("pink", False, ColoredNoiseDistribution),
     ],
 )
+@pytest.mark.fast
 def test_noise_selects_distribution(algo: str, noise: str, use_sde: bool, expected) -> None:
     cls, policy = ALGOS[algo]
     model = cls(policy, ENV_ID, use_sde=use_sde, policy_kwargs=dict(noise=noise, net_arch=[16]), **small_kwargs(algo))
@@ -91,28 +93,33 @@ def test_noise_selects_distribution(algo: str, noise: str, use_sde: bool, expect
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.fast
 def test_state_dependent_noise_without_use_sde_names_the_fix(algo: str) -> None:
     cls, policy = ALGOS[algo]
     with pytest.raises(ValueError, match=r"use_sde=True.*lattice_iid"):
         cls(policy, ENV_ID, use_sde=False, **small_kwargs(algo))
 
 
+@pytest.mark.fast
 def test_fresh_noise_with_use_sde_names_the_fix() -> None:
     with pytest.raises(ValueError, match="use_sde=False"):
         PPO(LatticeActorCriticPolicy, ENV_ID, use_sde=True, policy_kwargs=dict(noise="isotropic"))
 
 
+@pytest.mark.fast
 def test_unknown_noise_lists_choices() -> None:
     with pytest.raises(ValueError, match="isotropic, gsde, lattice, lattice_iid"):
         SAC(LatticeSACPolicy, ENV_ID, use_sde=True, policy_kwargs=dict(noise="latice"))
 
 
+@pytest.mark.fast
 def test_discrete_action_space_is_refused_clearly() -> None:
     # (With use_sde=True, SB3 itself refuses discrete actions first, with its own clear message.)
     with pytest.raises(ValueError, match=r"continuous \(Box\) action space.*MlpPolicy"):
         PPO(LatticeActorCriticPolicy, "CartPole-v1", policy_kwargs=dict(noise="lattice_iid"))
 
 
+@pytest.mark.fast
 def test_dotted_path_resolves_like_rl_zoo(tmp_path: Path) -> None:
     """rl-baselines3-zoo names a custom policy by dotted path and imports it with importlib."""
     yaml = pytest.importorskip("yaml")  # the zoo's hyperparameter files are YAML (not a core dependency)
@@ -161,6 +168,7 @@ print(json.dumps(loaded))
 def test_save_load_in_fresh_process(algo: str, tmp_path: Path) -> None:
     """Each noise, trained a little (past the first gradient steps), saved, and loaded in a fresh process: the same
     policy class, distribution, noise parameters and deterministic actions."""
+    assert set(NOISE_SETTINGS) == set(NOISES), "every registered noise is saved and loaded here"
     cls, policy = ALGOS[algo]
     obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     np.save(tmp_path / "obs.npy", obs)
@@ -206,6 +214,7 @@ MODELS_0_2_ALGOS["recurrent_ppo_lattice_iid"] = RecurrentPPO
 
 
 @pytest.mark.parametrize("name,algo", MODELS_0_2_ALGOS.items())
+@pytest.mark.fast
 def test_models_saved_by_version_0_2_load_and_act_the_same(name: str, algo) -> None:
     """Models saved by 0.2.0 (every noise's parameters in their policy_kwargs, at the defaults where the noise does
     not use them) load, keep their own noise parameters, and give the actions they gave when saved."""
@@ -221,6 +230,7 @@ def test_models_saved_by_version_0_2_load_and_act_the_same(name: str, algo) -> N
     assert set(actor.noise_kwargs) == {"noise", *NOISES[noise].param_names}  # the others were dropped
 
 
+@pytest.mark.fast
 def test_each_noise_declares_its_parameters() -> None:
     """The registry is the one declaration: each noise's parameters, and every one of them a keyword the noise uses."""
     declared = {name: spec.param_names for name, spec in NOISES.items()}
@@ -245,6 +255,7 @@ FOREIGN = [
 
 
 @pytest.mark.parametrize("noise,param,value", FOREIGN)
+@pytest.mark.fast
 def test_a_parameter_of_another_noise_is_refused(noise: str, param: str, value) -> None:
     """A parameter the chosen noise does not use is refused (it would be saved as if used), naming its parameters."""
     own = ", ".join(NOISES[noise].param_names) or "none"
@@ -259,6 +270,7 @@ def test_a_parameter_of_another_noise_is_refused(noise: str, param: str, value) 
 
 
 @pytest.mark.parametrize("noise", sorted(NOISES))
+@pytest.mark.fast
 def test_another_noise_parameter_at_its_default_is_dropped(noise: str) -> None:
     """Files written by 0.2 carry every noise's parameters at their defaults: accepted, and not kept."""
     every = {name: param.default for name, param in NOISE_PARAMETERS.items()}
@@ -286,6 +298,7 @@ def test_another_noise_parameter_at_its_default_is_dropped(noise: str) -> None:
         ("lattice", dict(alpha=True), r"alpha must be a finite number >= 0"),
     ],
 )
+@pytest.mark.fast
 def test_a_noise_parameter_out_of_range_is_refused(noise: str, params: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         resolve_noise_params(noise, params)
@@ -308,6 +321,7 @@ def test_same_seed_same_training_result(algo: str) -> None:
         th.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)
 
 
+@pytest.mark.fast
 def test_predict_resamples_only_on_reset_noise() -> None:
     """gSDE semantics carried over: between reset_noise() calls, the same observation gives the same action."""
     model = SAC(LatticeSACPolicy, ENV_ID, use_sde=True, seed=0, **SMALL, **small_kwargs("sac"))
@@ -319,6 +333,7 @@ def test_predict_resamples_only_on_reset_noise() -> None:
     assert not np.array_equal(first, model.predict(obs)[0])
 
 
+@pytest.mark.fast
 def test_sac_mean_clip_keeps_the_sample_gaussian() -> None:
     """With clip_mean, noise is added after the clip: a − clip(μ) is exactly the Lattice noise."""
     model = SAC(LatticeSACPolicy, ENV_ID, use_sde=True, seed=0, policy_kwargs=dict(clip_mean=0.01, net_arch=[8]))
@@ -332,6 +347,7 @@ def test_sac_mean_clip_keeps_the_sample_gaussian() -> None:
     th.testing.assert_close(dist._gaussian_actions - mean, dist.get_noise(kwargs["latent_sde"]))
 
 
+@pytest.mark.fast
 def test_sac_policy_defaults_are_the_papers() -> None:
     model = SAC(LatticeSACPolicy, ENV_ID, use_sde=True)
     dist = model.actor.action_dist
@@ -340,6 +356,7 @@ def test_sac_policy_defaults_are_the_papers() -> None:
     assert model.actor.clip_mean == 2.0
 
 
+@pytest.mark.fast
 def test_isotropic_sac_matches_sb3_mlp_policy() -> None:
     """noise='isotropic' is SB3's SAC policy, parameter for parameter and action for action."""
     ours = SAC(
@@ -368,6 +385,7 @@ def _policy_load_works_with_this_torch() -> bool:
     reason="this SB3's BasePolicy.load calls th.load without weights_only=False, which torch >= 2.6 refuses",
 )
 @pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.fast
 def test_policy_level_save_load_keeps_settings(algo: str, tmp_path: Path) -> None:
     """SB3's policy.save / Policy.load rebuild the policy from its constructor parameters alone."""
     cls, policy_cls = ALGOS[algo]

@@ -12,36 +12,54 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from filelock import FileLock
 from stable_baselines3.common.monitor import Monitor
 
 from lattice.experiments.config import load_yaml
-from lattice.experiments.report import comparison_table, interval, last_evaluations
-from tests.test_cli import RENDER, ROOT, tiny_run_args
-from tests.test_envs import _pen, _spin_the_pen
+from lattice.experiments.stats import comparison_table, interval, last_evaluations
+from tests.conftest import session_folder
+from tests.helpers import RENDER, ROOT, pen_env, spin_the_pen, tiny_run_args
 
 PLOT = str(ROOT / "experiments" / "plot.py")
 
 
-@pytest.fixture(scope="module")
+def bootstrap_interval(values) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of the mean of one value per seed, computed here with scipy; seeds that
+    tie (a success rate of 0 in every seed) have no spread: the interval is the value itself."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    ci = scipy.stats.bootstrap(
+        (values,), np.mean, n_resamples=2000, method="percentile", random_state=0
+    ).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> Path:
-    """2 noises × 2 seeds of PPO on the elbow, a few hundred steps each, started side by side."""
-    log_dir = tmp_path_factory.mktemp("sweep") / "logs"
-    env = dict(os.environ)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *tiny_run_args("ppo", noise, log_dir), "--seed", str(seed)],
-            cwd=log_dir.parent,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for noise in ("lattice", "isotropic")
-        for seed in (0, 1)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+    """2 noises × 2 seeds of PPO on the elbow, a few hundred steps each, started side by side; made once and shared
+    by the pytest-xdist workers (the tests only read them, or copy them to change them)."""
+    shared = session_folder(tmp_path_factory, "report_runs")
+    log_dir = shared / "logs"
+    with FileLock(str(shared / "runs.lock")):
+        if not (shared / "made").is_file():
+            shutil.rmtree(log_dir, ignore_errors=True)  # what a failed attempt of another worker left
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, *tiny_run_args("ppo", noise, log_dir), "--seed", str(seed)],
+                    cwd=shared,
+                    env=dict(os.environ),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for noise in ("lattice", "isotropic")
+                for seed in (0, 1)
+            ]
+            for proc in procs:
+                _, err = proc.communicate(timeout=300)
+                assert proc.returncode == 0, err[-3000:]
+            (shared / "made").touch()
     return log_dir
 
 
@@ -64,13 +82,11 @@ def test_report_table_matches_the_runs(runs, tmp_path):
             finals["success"].append(data["successes"][-1].mean())
         row = table[table["noise"] == noise].iloc[0]
         assert len(finals["return"]) == 2
+        # The seeds' returns differ (the runs are seeded: always), so the bootstrap below is always checked.
+        assert finals["return"][0] != finals["return"][1]
         for column, values in finals.items():
             assert row[column] == pytest.approx(np.mean(values)), column
-            if values[0] != values[1]:
-                ci = scipy.stats.bootstrap(
-                    (np.array(values),), np.mean, n_resamples=2000, method="percentile", random_state=0
-                ).confidence_interval
-                assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx((ci.low, ci.high))
+            assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx(bootstrap_interval(values)), column
         assert (
             f"| myoElbowPose1D6MRandom-v0 | ppo | {noise} | 2 | 128 | {row['return']:.2f} ["
             in (out / "final.md").read_text()
@@ -150,6 +166,7 @@ def test_a_run_stopped_by_an_error_says_why(runs, tmp_path):
     )
 
 
+@pytest.mark.fast
 def test_interval_mean_and_iqm():
     values = np.array([0.0, 1.0, 2.0, 3.0, 100.0])
     mean, low, high = interval(values, "mean")
@@ -159,6 +176,7 @@ def test_interval_mean_and_iqm():
     assert np.isnan(interval(np.array([4.0]))[1])  # one seed: no interval
 
 
+@pytest.mark.fast
 def test_intervals_do_not_depend_on_the_order_of_the_evaluations():
     """The bootstrap resamples seeds by position: the same runs must give the same intervals however their
     evaluations arrive (e.g. with other sweeps' runs mixed in)."""
@@ -177,6 +195,7 @@ def test_intervals_do_not_depend_on_the_order_of_the_evaluations():
         pd.testing.assert_frame_equal(comparison_table(last_evaluations(shuffled)), expected)
 
 
+@pytest.mark.fast
 def test_no_runs_exits_2(tmp_path):
     result = subprocess.run([sys.executable, PLOT, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "No run folders" in result.stderr
@@ -353,11 +372,11 @@ def test_diverged_is_each_runs_fraction_of_training_episodes_the_guard_ended(run
     for run_dir, spins in zip(lattice_runs, ([False, False], [False, True, False]), strict=True):
         for old in run_dir.glob("*.monitor.csv"):
             old.unlink()
-        env = _pen(guarded=True)
+        env = pen_env(guarded=True)
         monitored = Monitor(env, str(run_dir / "0"), info_keywords=env.info_keywords)
         for spin in spins:
             if spin:
-                _spin_the_pen(monitored, 2e3)
+                spin_the_pen(monitored, 2e3)
             else:
                 monitored.reset(seed=0)
                 done = False
@@ -408,11 +427,8 @@ def test_windows_are_each_runs_mean_over_its_evaluations_in_the_span_then_across
             assert rows[column].to_numpy() == pytest.approx(by_span.mean(axis=0)), column
         for span, row in enumerate(rows.itertuples()):
             values = np.stack(per_run["return"])[:, span]
-            if values[0] != values[1]:
-                ci = scipy.stats.bootstrap(
-                    (values,), np.mean, n_resamples=2000, method="percentile", random_state=0
-                ).confidence_interval
-                assert (row.return_low, row.return_high) == pytest.approx((ci.low, ci.high))
+            assert values[0] != values[1]  # the seeds' returns differ (seeded runs: always), so the bootstrap runs
+            assert (row.return_low, row.return_high) == pytest.approx(bootstrap_interval(values))
         assert rows["with_success"].tolist() == with_success.tolist()
     steps = "64-128" if windows == 1 else "128-128"
     assert f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | {steps} | 2 | " in (out / "final.md").read_text()

@@ -7,6 +7,8 @@ pytest.importorskip("numba", reason="the compiled kernel needs numba (without it
 
 from lattice.spd import factorise_packed_
 
+pytestmark = pytest.mark.fast
+
 
 def random_spd(batch: int, n: int, dtype: th.dtype, gen: th.Generator) -> th.Tensor:
     A = th.randn(batch, n, 2 * n, generator=gen, dtype=dtype)
