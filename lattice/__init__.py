@@ -23,6 +23,7 @@ from lattice.noise import (
     NoiseSpec,
     get_noise_spec,
     make_noise_distribution,
+    register_noise,
     resolve_noise_params,
 )
 from lattice.policies import (
@@ -33,7 +34,7 @@ from lattice.policies import (
     LatticeTQCPolicy,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "NOISES",
@@ -55,5 +56,6 @@ __all__ = [
     "__version__",
     "get_noise_spec",
     "make_noise_distribution",
+    "register_noise",
     "resolve_noise_params",
 ]

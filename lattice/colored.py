@@ -9,7 +9,7 @@ where each action dimension of e is a stationary Gaussian sequence with power sp
 white, β = 1: pink, β = 2: red / Brownian) and unit variance at every step. So each step's marginal is exactly
 N(μ, σ²): ``log_prob`` is the policy's per-step Gaussian density, and consecutive steps are correlated, the more
 the larger β. As with any time-correlated noise (gSDE, Lattice with T > 1), ε_t depends on the earlier noise that
-shaped s_t, so a_t given s_t is not a fresh draw from π(·|s_t): PPO's ratio of Gaussian densities then treats the
+shaped s_t, so a_t given s_t is not a fresh draw from ``π(·|s_t)``: PPO's ratio of Gaussian densities then treats the
 samples as on-policy, an approximation. Reparameterised samples for a loss (SAC's actor and target updates,
 taken with the policy in training mode) are SB3's white ones, one per sample of the batch.
 
