@@ -301,6 +301,24 @@ NOISES: dict[str, NoiseSpec] = {
 NOISE_PARAMETERS: dict[str, NoiseParam] = {p.name: p for spec in NOISES.values() for p in spec.params}
 
 
+def register_noise(spec: NoiseSpec) -> None:
+    """Add a noise of one's own to the registry, for this process: the policies take it (``noise=spec.name`` and its
+    parameters) from then on. A model that uses it loads where the same registration has run first. (A noise for
+    everyone, the CLI and config files included, is one more entry in ``NOISES`` in this module.)
+
+    :param spec: The noise; its name must be new, and a parameter it shares by name with another noise must be the
+        same declaration (a name means one thing across noises).
+    """
+    if spec.name in NOISES:
+        raise ValueError(f"A noise named {spec.name!r} exists already; registered: {', '.join(NOISES)}")
+    for param in spec.params:
+        known = NOISE_PARAMETERS.get(param.name)
+        if known is not None and known != param:
+            raise ValueError(f"Parameter {param.name!r} is declared already, differently: reuse lattice.noise's")
+    NOISES[spec.name] = spec
+    NOISE_PARAMETERS.update({p.name: p for p in spec.params})
+
+
 def get_noise_spec(name: str) -> NoiseSpec:
     """The registry entry for ``name``, or a ValueError listing the valid names."""
     try:
