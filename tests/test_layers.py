@@ -170,7 +170,7 @@ OTHER_LAYERS = {
     "report": {"errors", "dotted", "rundir", "stats", "tables", "plots"},
     "studies": {"errors"},
     "tune_file": {"config", "errors", "load", "dotted", "sweep"},
-    "tune": {"cluster", "errors", "load", "lock", "plots", "rundir", "studies", "sweep", "tune_file"},
+    "tune": {"cluster", "errors", "load", "lock", "plots", "rundir", "studies", "sweep", "tune_file", "validate"},
 }
 
 

@@ -13,7 +13,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from lattice.experiments.callbacks import Episodes, evaluate_episodes
-from lattice.experiments.config import ALGOS, task_env, validate
+from lattice.experiments.config import ALGOS, RunConfig, task_env, validate
 from lattice.experiments.errors import ConfigError, RunFolderError
 from lattice.experiments.rundir import RunDir
 
@@ -28,22 +28,22 @@ class Playback:
     :param env: The experiment env inside it (``lattice.experiments.config.task_env``), e.g. to render frames from.
     """
 
-    config: dict[str, Any]
+    config: RunConfig
     model: BaseAlgorithm
     venv: VecEnv
     env: gym.Env
 
 
-def run_model_files(run_dir: Path, which: str = "best") -> tuple[dict[str, Any], Path, Path | None]:
+def run_model_files(run_dir: Path, which: str = "best") -> tuple[RunConfig, Path, Path | None]:
     """A run's validated config, and the files of its model ``which`` (``best``, ``final`` or a checkpoint's step
     count) and of that model's normalisation statistics (None when the run does not normalise); a UsageError names
     what is missing, before anything is loaded."""
     run = RunDir(run_dir)
     if not run.is_run():
         raise RunFolderError(f"{run_dir} is not a run folder of lattice-train (no config.yml / command.txt)")
-    config = validate(run.config())
+    config = RunConfig.of(validate(run.config()))
     model_path, stats_path = run.model_files(which)
-    if config["normalize"] is not False and stats_path is None:
+    if config.normalize is not False and stats_path is None:
         raise RunFolderError(f"{model_path} has no VecNormalize statistics beside it; it cannot be played as trained")
     return config, model_path, stats_path
 
@@ -68,8 +68,8 @@ def load_run_policy(
     if stats_path is not None:
         venv = VecNormalize.load(str(stats_path), venv)
         venv.training, venv.norm_reward = False, False
-    venv.seed(config["seed"] + config["n_envs"] if seed is None else seed)
-    model = ALGOS[config["algo"]][0].load(model_path, device="cpu")
+    venv.seed(config.seed + config.n_envs if seed is None else seed)
+    model = ALGOS[config.algo][0].load(model_path, device="cpu")
     return Playback(config, model, venv, env)
 
 

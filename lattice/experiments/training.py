@@ -15,7 +15,8 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from lattice.experiments.callbacks import (
     UpdateSizeCallback,
 )
 from lattice.experiments.checkpoints import choose_checkpoint, set_aside_after, trained_config
-from lattice.experiments.config import ALGOS, algo_kwargs, check_device, task_env, validate
+from lattice.experiments.config import ALGOS, RunConfig, algo_kwargs, check_device, task_env, validate
 from lattice.experiments.dotted import config_differences
 from lattice.experiments.errors import ConfigError, RunFolderError
 from lattice.experiments.lock import writer_lock
@@ -86,7 +87,7 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
         self.file.seek(0, os.SEEK_END)
 
 
-def env_info_keywords(config: dict[str, Any]) -> tuple[str, ...]:
+def env_info_keywords(config: RunConfig | Mapping[str, Any]) -> tuple[str, ...]:
     """The episode keys (energy, success) the task's env reports, for the Monitor CSV columns."""
     env = task_env(config)
     try:
@@ -97,7 +98,7 @@ def env_info_keywords(config: dict[str, Any]) -> tuple[str, ...]:
 
 
 def make_vec_envs(
-    config: dict[str, Any],
+    config: RunConfig | Mapping[str, Any],
     seed: int,
     n_envs: int,
     monitor_dir: Path | None,
@@ -125,45 +126,48 @@ def _env_worker(make: Any) -> Any:
     return make()
 
 
-def normalized(venv: VecEnv, config: dict[str, Any], training: bool) -> VecEnv:
+def normalized(venv: VecEnv, config: RunConfig | Mapping[str, Any], training: bool) -> VecEnv:
     """Wrap in VecNormalize as the config says; the evaluation copy is frozen and returns raw rewards."""
-    if config["normalize"] is False:
+    config = RunConfig.of(config)
+    if config.normalize is False:
         return venv
-    kwargs = dict(config["normalize"])
-    kwargs.setdefault("gamma", config["hyperparams"].get("gamma", 0.99))
+    assert config.normalize is not True  # validation made ``normalize: true`` VecNormalize's defaults, {}
+    kwargs = dict(config.normalize)
+    kwargs.setdefault("gamma", config.hyperparams.get("gamma", 0.99))
     if not training:
         kwargs.update(training=False, norm_reward=False)
     return VecNormalize(venv, **kwargs)
 
 
-def eval_env(config: dict[str, Any], info_keywords: tuple[str, ...]) -> VecEnv:
+def eval_env(config: RunConfig | Mapping[str, Any], info_keywords: tuple[str, ...]) -> VecEnv:
     """The evaluation env: one env seeded ``seed + n_envs`` (no training worker has that seed)."""
-    venv = make_vec_envs(config, config["seed"] + config["n_envs"], 1, None, info_keywords)
+    config = RunConfig.of(config)
+    venv = make_vec_envs(config, config.seed + config.n_envs, 1, None, info_keywords)
     return normalized(venv, config, training=False)
 
 
-def build_model(config: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+def build_model(config: RunConfig | Mapping[str, Any], env: VecEnv) -> BaseAlgorithm:
     """The algorithm with its Lattice policy, as the resolved config says."""
-    algo_class, policy_class = ALGOS[config["algo"]]
-    return algo_class(policy_class, env, seed=config["seed"], device=config["device"], **algo_kwargs(config))
+    config = RunConfig.of(config)
+    algo_class, policy_class = ALGOS[config.algo]
+    return algo_class(policy_class, env, seed=config.seed, device=config.device, **algo_kwargs(config))
 
 
-def check_buildable(config: dict[str, Any]) -> None:
+def check_buildable(config: RunConfig | Mapping[str, Any]) -> None:
     """Build the model on one throwaway env so that a bad value fails here, before any folder exists; the device
     must be available, and the budget must train the model (``check_budget``)."""
-    check_device(config["device"])
+    config = RunConfig.of(config)
+    check_device(config.device)
     try:
         probe = task_env(config)
         probe.reset(seed=0)  # checks the reward weights against the env's terms
         check_sizes(config, probe.observation_space, probe.action_space)  # buffers that fit in this machine
         env = normalized(DummyVecEnv([lambda: probe]), config, training=True)
-        model = build_model({**config, "device": "cpu"}, env)
+        model = build_model(replace(config, device="cpu"), env)
         model.env.close()  # type: ignore[union-attr]
     except (ValueError, TypeError, AssertionError, KeyError, RuntimeError) as e:
-        raise ConfigError(
-            f"Cannot build {config['algo']} with noise {config['noise']!r} on {config['env']}: {e}"
-        ) from e
-    check_budget(model, config["timesteps"], config["n_envs"])
+        raise ConfigError(f"Cannot build {config.algo} with noise {config.noise!r} on {config.env}: {e}") from e
+    check_budget(model, config.timesteps, config.n_envs)
 
 
 def check_budget(model: BaseAlgorithm, timesteps: int, n_envs: int) -> None:
@@ -198,7 +202,7 @@ def _logger(run: RunDir) -> Logger:
     return Logger(str(run.path), [csv, TensorBoardOutputFormat(str(run / rundir.TENSORBOARD))])
 
 
-def start_wandb(run: RunDir, config: dict[str, Any], project: str, entity: str | None) -> Any:
+def start_wandb(run: RunDir, config: RunConfig | Mapping[str, Any], project: str, entity: str | None) -> Any:
     """Start (or continue, for a resumed run) a wandb run that syncs the tensorboard metrics.
 
     Without an API key wandb runs offline (``WANDB_MODE=offline``; upload later with ``wandb sync``) instead
@@ -206,6 +210,7 @@ def start_wandb(run: RunDir, config: dict[str, Any], project: str, entity: str |
     """
     import wandb
 
+    config = RunConfig.of(config)
     if "WANDB_MODE" not in os.environ and not (os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()):
         os.environ["WANDB_MODE"] = "offline"
         print("wandb: no API key found, logging offline (upload later with `wandb sync`)", flush=True)
@@ -217,8 +222,8 @@ def start_wandb(run: RunDir, config: dict[str, Any], project: str, entity: str |
         entity=entity,
         id=run_id,
         resume="allow",
-        name=f"{config['algo']}-{config['noise']}-{run.path.name}",
-        config=config,
+        name=f"{config.algo}-{config.noise}-{run.path.name}",
+        config=config.as_dict(),
         dir=str(run.path),
         sync_tensorboard=True,
     )
@@ -238,7 +243,7 @@ class _Session:
     """What one stretch of training (a run, or the part of it after a resume) works with."""
 
     run: RunDir
-    config: dict[str, Any]
+    config: RunConfig
     model: BaseAlgorithm
     venv: VecEnv
     evaluation: EnergyEvalCallback
@@ -248,7 +253,7 @@ class _Session:
 
 
 def train(
-    config: dict[str, Any],
+    config: RunConfig | Mapping[str, Any],
     run_dir: Path,
     progress_bar: bool = True,
     wandb_project: str | None = None,
@@ -260,7 +265,7 @@ def train(
 ) -> dict[str, Any]:
     """Train as ``config`` says into ``run_dir`` (created by the caller), or continue from a checkpoint.
 
-    :param config: A resolved config (``lattice.experiments.config.resolve_config``).
+    :param config: A resolved config (``lattice.experiments.config.resolve_run_config``, or its dict).
     :param run_dir: The run folder; ``config.yml`` and the rest are written here.
     :param progress_bar: Show a progress bar (SB3's, counting to the step count the run ends at).
     :param wandb_project: Log to wandb (tensorboard sync, videos) under this project; None: no wandb.
@@ -273,6 +278,7 @@ def train(
         an exception it raises stops the run as any error does.
     :return: The summary (also written to ``summary.yml``).
     """
+    config = RunConfig.of(config)
     session = _build(RunDir(run_dir), config, resuming, resume_from, wandb_project, wandb_entity, after_eval)
     try:
         elapsed = _learn(session, progress_bar)
@@ -295,7 +301,7 @@ def _stop_env_workers(venv: VecEnv) -> None:
 
 def _build(
     run: RunDir,
-    config: dict[str, Any],
+    config: RunConfig,
     resuming: bool,
     resume_from: tuple[int, dict[str, Path]] | None,
     wandb_project: str | None,
@@ -310,7 +316,7 @@ def _build(
     if columns is not None:  # a run begun by an older version keeps its monitor CSVs' columns
         info_keywords = tuple(key for key in info_keywords if key in columns)
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
-    venv = make_vec_envs(config, config["seed"] + start_steps, config["n_envs"], run.path, info_keywords, resuming)
+    venv = make_vec_envs(config, config.seed + start_steps, config.n_envs, run.path, info_keywords, resuming)
     try:
         return _build_on(run, config, venv, info_keywords, resuming, resume_from, wandb_run, after_eval)
     except BaseException:
@@ -320,7 +326,7 @@ def _build(
 
 def _build_on(
     run: RunDir,
-    config: dict[str, Any],
+    config: RunConfig,
     venv: VecEnv,
     info_keywords: tuple[str, ...],
     resuming: bool,
@@ -333,35 +339,36 @@ def _build_on(
     evaluation = EnergyEvalCallback(
         eval_env(config, info_keywords),
         run,
-        eval_freq=config["eval_freq"],
-        n_eval_episodes=config["eval_episodes"],
-        env_id=config["env"],
+        eval_freq=config.eval_freq,
+        n_eval_episodes=config.eval_episodes,
+        env_id=config.env,
         callback_after_eval=after_eval,
     )
     if resume_from is None:
         model = build_model(config, normalized(venv, config, training=True))
     else:
         model = _load_checkpoint(config, venv, resume_from)
-    setattr(model, rundir.CONFIG_ATTRIBUTE, config)  # saved with every model: what it was trained with
+    # saved with every model (as plain values, which the model's zip stores as JSON): what it was trained with
+    setattr(model, rundir.CONFIG_ATTRIBUTE, config.as_dict())
     if resuming:
         set_aside_after(run, start_steps)
         if (run / rundir.EVALUATIONS).exists():
             evaluation.restore(run / rundir.EVALUATIONS, start_steps)  # the best return: that of best_model.yml
-    policy = ALGOS[config["algo"]][1]
+    policy = ALGOS[config.algo][1]
     write_zoo_config(run, config, f"{policy.__module__}.{policy.__qualname__}")
     model.set_logger(_logger(run))
-    checkpoints = RunCheckpointCallback(config["save_freq"], run)
+    checkpoints = RunCheckpointCallback(config.save_freq, run)
     return _Session(run, config, model, venv, evaluation, checkpoints, start_steps, wandb_run)
 
 
-def _load_checkpoint(config: dict[str, Any], venv: VecEnv, checkpoint: tuple[int, dict[str, Path]]) -> BaseAlgorithm:
+def _load_checkpoint(config: RunConfig, venv: VecEnv, checkpoint: tuple[int, dict[str, Path]]) -> BaseAlgorithm:
     """The model of a checkpoint on ``venv``, with its VecNormalize statistics and replay buffer, reseeded."""
     steps, files = checkpoint
     if "vecnormalize" in files:
         venv = VecNormalize.load(str(files["vecnormalize"]), venv)
         venv.training = True
-    model = ALGOS[config["algo"]][0].load(files["model"], env=venv, device=config["device"])
-    model.set_random_seed(config["seed"] + steps)  # load() reseeded everything with the first seed
+    model = ALGOS[config.algo][0].load(files["model"], env=venv, device=config.device)
+    model.set_random_seed(config.seed + steps)  # load() reseeded everything with the first seed
     if isinstance(model, OffPolicyAlgorithm) and "replay_buffer" in files:
         model.load_replay_buffer(files["replay_buffer"])
     return model
@@ -388,7 +395,7 @@ def _learn(session: _Session, progress_bar: bool) -> float:
     start = time.time()
     try:
         model.learn(
-            config["timesteps"] - session.start_steps,
+            config.timesteps - session.start_steps,
             callback=callbacks,
             reset_num_timesteps=session.start_steps == 0,  # a loaded checkpoint continues its step count
         )
@@ -446,10 +453,16 @@ def _finish(session: _Session, elapsed: float, video: bool) -> dict[str, Any]:
 
 
 def summarize(
-    run_dir: Path, config: dict[str, Any], steps: int, elapsed: float, new_steps: int, video: Path | None = None
+    run_dir: Path,
+    config: RunConfig | Mapping[str, Any],
+    steps: int,
+    elapsed: float,
+    new_steps: int,
+    video: Path | None = None,
 ) -> dict[str, Any]:
     """Write ``summary.yml``: the final evaluation and the best one (that of ``best_model.zip``: return, success,
     energy), speed, and the video's path if one was rendered."""
+    config = RunConfig.of(config)
     run = RunDir(run_dir)
     data = run.evaluations()
 
@@ -470,10 +483,10 @@ def summarize(
     best = int(np.flatnonzero(data["timesteps"] == run.best_record()["timesteps"])[0])
     summary: dict[str, Any] = {
         "status": "finished",
-        "algo": config["algo"],
-        "noise": config["noise"],
-        "env": config["env"],
-        "seed": config["seed"],
+        "algo": config.algo,
+        "noise": config.noise,
+        "env": config.env,
+        "seed": config.seed,
         "timesteps": int(steps),
         "final_eval": evaluation(len(data["timesteps"]) - 1),
         "best_eval": evaluation(best),
@@ -487,7 +500,7 @@ def summarize(
 
 
 def start_run(
-    config: dict[str, Any],
+    config: RunConfig | Mapping[str, Any],
     log_dir: Path,
     args: dict[str, Any] | None = None,
     run_dir: Path | None = None,
@@ -499,6 +512,7 @@ def start_run(
     :param run_dir: Use this (new) folder instead of the next ``log_dir/<algo>/<env>_<N>`` (sweeps name trials).
     :return: The run folder and the summary.
     """
+    config = RunConfig.of(config)
     check_buildable(config)
     if train_kwargs.get("video"):
         from lattice.experiments.video import check_renderable
@@ -506,14 +520,14 @@ def start_run(
         check_renderable(config)
     try:
         if run_dir is None:
-            run = RunDir.create(log_dir, config["algo"], config["env"])
+            run = RunDir.create(log_dir, config.algo, config.env)
         else:
             run_dir.mkdir(parents=True)  # never into an existing folder
             run = RunDir(run_dir)
     except OSError as e:
         raise ConfigError(f"Cannot create a run folder in {run_dir or log_dir}: {e.strerror or e}") from None
     with writer_lock(run.path):
-        run.record_start(config, args or {})
+        run.record_start(config.as_dict(), args or {})
         print(f"run folder: {run.path}", flush=True)
         return run.path, train(config, run.path, **train_kwargs)
 
@@ -540,14 +554,14 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
     with writer_lock(run.path):
         if run.finished_summary() is not None:
             raise RunFolderError(f"--resume {run_dir}: this run already finished; start a new run instead")
-        config = validate(run.config())
-        check_device(config["device"])
+        config = RunConfig.of(validate(run.config()))
+        check_device(config.device)
         if train_kwargs.get("video"):
             from lattice.experiments.video import check_renderable
 
             check_renderable(config)
-        replay_buffer = issubclass(ALGOS[config["algo"]][0], OffPolicyAlgorithm)
-        choice = choose_checkpoint(run, config["normalize"] is not False, replay_buffer)
+        replay_buffer = issubclass(ALGOS[config.algo][0], OffPolicyAlgorithm)
+        choice = choose_checkpoint(run, config.normalize is not False, replay_buffer)
         checkpoint = choice.checkpoint
         if checkpoint is not None:
             _check_unedited(run, config, checkpoint)
@@ -559,7 +573,7 @@ def resume_run(run_dir: Path, **train_kwargs: Any) -> dict[str, Any]:
         return train(config, run_dir, resuming=True, resume_from=checkpoint, **train_kwargs)
 
 
-def _check_unedited(run: RunDir, config: dict[str, Any], checkpoint: tuple[int, dict[str, Path]]) -> None:
+def _check_unedited(run: RunDir, config: RunConfig, checkpoint: tuple[int, dict[str, Path]]) -> None:
     """Raise ConfigError if ``config`` (``config.yml`` now) is not what the checkpoint's model was trained with."""
     steps, files = checkpoint
     trained = trained_config(files["model"])
@@ -570,7 +584,7 @@ def _check_unedited(run: RunDir, config: dict[str, Any], checkpoint: tuple[int, 
         trained = validate(trained)
     except ConfigError:
         pass  # compared as recorded: any difference is named below
-    differences = config_differences(config, trained)
+    differences = config_differences(config.as_dict(), trained)
     if differences:
         raise ConfigError(
             f"{run / rundir.CONFIG} was edited after the checkpoint at {steps:,} steps was trained "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,14 @@ from lattice.experiments.studies import (
     trials_table,
 )
 from lattice.experiments.sweep import run_trial, stop_running_trials, trial_resources
-from lattice.experiments.tune_file import config_name, distributions, load_tuning, study_name, trial_config
+from lattice.experiments.tune_file import (
+    config_name,
+    distributions,
+    load_tuning,
+    study_name,
+    trial_config,
+)
+from lattice.experiments.validate import RunConfig
 
 SEEDS_AFTER_TUNING = 5  # seeds of the generated sweep of the tuned configs
 
@@ -95,7 +103,7 @@ def objective(run_dir: Path, last: int) -> float:
 
 
 def run_tuning_trial(
-    config: dict[str, Any],
+    config: RunConfig | Mapping[str, Any],
     run_dir: str,
     log_file: str,
     storage: str,
@@ -111,16 +119,17 @@ def run_tuning_trial(
     """
     import optuna
 
-    pruner = median_pruner(tuning["pruner"], config["eval_freq"])
+    config = RunConfig.of(config)
+    pruner = median_pruner(tuning["pruner"], config.eval_freq)
     rdb = open_storage(storage)
     state = rdb.get_trial(trial_id).state
     if state != optuna.trial.TrialState.RUNNING:  # e.g. Dask reran the task of a trial failed as lost meanwhile
         return {"state": "lost", "error": f"the trial is {state.name} in the study: not run"}
     study = optuna.load_study(study_name=name, storage=rdb, pruner=pruner)
-    report = ReportToOptuna(optuna.trial.Trial(study, trial_id), config["timesteps"])
+    report = ReportToOptuna(optuna.trial.Trial(study, trial_id), config.timesteps)
     with Heartbeat(rdb, tuning["heartbeat"]["interval"], [trial_id]):
         try:
-            run_trial(config, run_dir, log_file, after_eval=report)
+            run_trial(config.as_dict(), run_dir, log_file, after_eval=report)
         except optuna.TrialPruned as e:
             return {"state": "pruned", "error": str(e)}
         except TrialLost as e:
@@ -195,7 +204,7 @@ def open_studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
             study_name=study_name(tuning, config),
             storage=open_storage(url, tuning["heartbeat"], tuning["retries"]),
             sampler=optuna.samplers.TPESampler(seed=tuning["seed"]),  # reseeded per trial by ask
-            pruner=median_pruner(tuning["pruner"], config["eval_freq"]),
+            pruner=median_pruner(tuning["pruner"], config.eval_freq),
             direction="maximize",
             load_if_exists=True,
         )

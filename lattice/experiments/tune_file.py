@@ -32,7 +32,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lattice.experiments.config import resolve_config
+from lattice.experiments.config import RunConfig, resolve_run_config
 from lattice.experiments.dotted import as_text
 from lattice.experiments.errors import ConfigError
 from lattice.experiments.load import load_yaml
@@ -184,20 +184,20 @@ def distributions(search: dict[str, dict[str, Any]], noise: str) -> dict[str, An
     return out
 
 
-def trial_config(tuning: dict[str, Any], noise: str, params: dict[str, Any]) -> dict[str, Any]:
+def trial_config(tuning: dict[str, Any], noise: str, params: dict[str, Any]) -> RunConfig:
     """The resolved config of a trial: the tuning's settings, then the trial's sampled values."""
     settings = [f"{k}={as_text(v)}" for k, v in (tuning.get("settings") or {}).items()]
     sampled = [f"{k}={v if isinstance(v, str) else as_text(v)}" for k, v in params.items()]
-    return resolve_config(
+    return resolve_run_config(
         tuning["algo"], noise, tuning["env"], overrides={"seed": tuning["seed"]}, hyperparams=settings + sampled
     )
 
 
-def config_name(config: dict[str, Any]) -> str:
+def config_name(config: RunConfig) -> str:
     """``<algo>_<noise>_<env>``: a trial config's name (its best config file's)."""
-    return f"{config['algo']}_{config['noise']}_{config['env']}"
+    return f"{config.algo}_{config.noise}_{config.env}"
 
 
-def study_name(tuning: dict[str, Any], config: dict[str, Any]) -> str:
+def study_name(tuning: dict[str, Any], config: RunConfig) -> str:
     """The study of a noise: named by the tuning too, so that tunings can share one database."""
     return f"{tuning['name']}/{config_name(config)}"

@@ -6,6 +6,7 @@ Rendering without a display needs ``MUJOCO_GL=egl`` before MuJoCo is imported; t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from lattice.envs import control_dt
 from lattice.experiments import rundir
-from lattice.experiments.config import task_env, validate
+from lattice.experiments.config import RunConfig, task_env, validate
 from lattice.experiments.errors import ConfigError, NotRenderable, OutputPathError
 from lattice.experiments.playback import load_run_policy, run_model_files
 
@@ -68,11 +69,11 @@ class _Frames:
         return self.env.render()
 
 
-def _size_keywords(config: dict[str, Any], size: tuple[int, int]) -> dict[str, int]:
+def _size_keywords(config: RunConfig, size: tuple[int, int]) -> dict[str, int]:
     """Constructor keywords that set the frame size: gymnasium's MuJoCo envs and this package's own take width and
     height; MyoSuite scenes are sized per frame (``_Frames``); other envs (whose constructor refuses them) render at
     their own size."""
-    if str(config["env"]).startswith("myo"):
+    if config.env.startswith("myo"):
         return {}
     keywords = {"width": size[0], "height": size[1]}
     try:
@@ -82,9 +83,10 @@ def _size_keywords(config: dict[str, Any], size: tuple[int, int]) -> dict[str, i
     return keywords
 
 
-def check_renderable(config: dict[str, Any], size: tuple[int, int] = (480, 360)) -> None:
+def check_renderable(config: RunConfig | Mapping[str, Any], size: tuple[int, int] = (480, 360)) -> None:
     """Render one frame of a config's task on a throwaway env, so that ``--video`` fails before training (with
     NotRenderable), not after it."""
+    config = RunConfig.of(config)
     try:
         env = task_env(config, "rgb_array", **_size_keywords(config, size))
         try:
@@ -96,7 +98,7 @@ def check_renderable(config: dict[str, Any], size: tuple[int, int] = (480, 360))
             raise ValueError(f"render() gave {type(frame).__name__}, not an RGB image")
     except Exception as e:  # whatever stops a frame (a missing renderer, no OpenGL, an env without rgb_array)
         first = (str(e).splitlines() or [""])[0]
-        raise NotRenderable(f"--video: {config['env']} cannot be rendered here ({type(e).__name__}: {first})") from None
+        raise NotRenderable(f"--video: {config.env} cannot be rendered here ({type(e).__name__}: {first})") from None
 
 
 def check_video_path(out: Path) -> None:
@@ -141,7 +143,7 @@ def rollout_frames(
     """
     _check_rollout(episodes, max_steps, size)
     run = rundir.RunDir(run_dir)
-    size_keywords = _size_keywords(validate(run.config()), size) if run.is_run() else {}
+    size_keywords = _size_keywords(RunConfig.of(validate(run.config())), size) if run.is_run() else {}
     playback = load_run_policy(run_dir, which, seed, render_mode="rgb_array", env_kwargs=size_keywords)
     env, model = playback.env, playback.model
     venv: Any = playback.venv  # its reset() gives one observation array here (one Box env)

@@ -8,7 +8,7 @@ serve the run's best policy and its own statistics, so either choice plays it ex
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -26,26 +26,42 @@ from lattice.experiments.rundir import (
 )
 
 
-def write_zoo_config(run: RunDir, config: dict[str, Any], policy: str) -> None:
+class ZooSettings(Protocol):
+    """The run settings the zoo's view needs, read-only (a ``lattice.experiments.validate.RunConfig`` has them; this
+    module stays below the config modules)."""
+
+    @property
+    def env(self) -> str: ...
+    @property
+    def env_kwargs(self) -> dict[str, Any]: ...
+    @property
+    def max_episode_steps(self) -> int | None: ...
+    @property
+    def reward_weights(self) -> dict[str, float] | None: ...
+    @property
+    def normalize(self) -> dict[str, Any] | bool: ...
+
+
+def write_zoo_config(run: RunDir, config: ZooSettings, policy: str) -> None:
     """``<env>/config.yml`` and ``<env>/args.yml`` as rl-baselines3-zoo writes them: whether (and how) to
     normalise, the env's wrappers and keywords, so that its ``enjoy`` rebuilds this run's env.
 
     :param run: The run folder.
-    :param config: The run's resolved config.
+    :param config: The run's resolved config (a ``RunConfig``).
     :param policy: The policy class's dotted path.
     """
-    folder = run / env_name(config["env"])
+    folder = run / env_name(config.env)
     folder.mkdir(exist_ok=True)
     wrappers: list[Any] = []
-    if config["reward_weights"]:
-        wrappers.append({"lattice.envs.RewardWeights": {"weights": dict(config["reward_weights"])}})
+    if config.reward_weights:
+        wrappers.append({"lattice.envs.RewardWeights": {"weights": dict(config.reward_weights)}})
     wrappers.append("lattice.envs.EpisodeEnergy")
-    hyperparams = {"policy": policy, "normalize": config["normalize"], "env_wrapper": wrappers}
-    env_kwargs = dict(config["env_kwargs"])
-    if config["max_episode_steps"] is not None:
-        env_kwargs["max_episode_steps"] = config["max_episode_steps"]
+    hyperparams = {"policy": policy, "normalize": config.normalize, "env_wrapper": wrappers}
+    env_kwargs = dict(config.env_kwargs)
+    if config.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = config.max_episode_steps
     atomic_write_text(folder / CONFIG, yaml.safe_dump(hyperparams, sort_keys=False))
-    atomic_write_text(folder / ARGS, yaml.safe_dump({"env": config["env"], "env_kwargs": env_kwargs}))
+    atomic_write_text(folder / ARGS, yaml.safe_dump({"env": config.env, "env_kwargs": env_kwargs}))
 
 
 def publish_zoo_view(run: RunDir, env_id: str) -> None:
