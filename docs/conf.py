@@ -26,7 +26,15 @@ extensions = [
     "cli_reference",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
+
+# Tables generated from the code's declarations, written before the pages are read (docs/_generated is not
+# committed): the run settings of the CLI page.
+GENERATED = DOCS / "_generated"
+GENERATED.mkdir(exist_ok=True)
+from lattice.experiments.settings import settings_table  # noqa: E402
+
+(GENERATED / "settings.md").write_text(settings_table())
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3  # links to a section of a page: [text](run_folder.md#the-run-folder)
 suppress_warnings = ["myst.header"]  # pages moved from the README start their sections at ## below one # title

@@ -28,7 +28,7 @@ from sybil.parsers.myst import CodeBlockParser, PythonCodeBlockParser, SkipParse
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted([ROOT / "README.md", *(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)])
+PAGES = sorted([ROOT / "README.md", *(p for p in DOCS.rglob("*.md") if not {"_build", "_generated"} & set(p.parts))])
 LINKED = ("configs", "experiments", "benchmarks")  # what a command in the docs may name by a relative path
 RUN_LANGUAGES = {"python", "bash", "console"}
 OTHER_LANGUAGES = {"yaml", "text", ""}  # shown, not run: file contents and printed output
