@@ -213,6 +213,10 @@ MODELS_0_2_ALGOS = {"ppo_lattice": PPO, "ppo_isotropic": PPO, "sac_gsde": SAC, "
 MODELS_0_2_ALGOS["recurrent_ppo_lattice_iid"] = RecurrentPPO
 
 
+@pytest.mark.skipif(
+    int(np.__version__.split(".")[0]) < 2,
+    reason="the models were saved with numpy 2, whose pickles numpy 1 cannot read (no numpy._core)",
+)
 @pytest.mark.parametrize("name,algo", MODELS_0_2_ALGOS.items())
 @pytest.mark.fast
 def test_models_saved_by_version_0_2_load_and_act_the_same(name: str, algo) -> None:
