@@ -130,16 +130,3 @@ def check_sizes(
             f"The run's buffer needs {needed / 2**30:,.1f} GiB, more than this machine's memory "
             f"({memory / 2**30:,.1f} GiB): {why}"
         )
-
-
-def check_buffers(config: RunConfig | Mapping[str, Any]) -> None:
-    """``check_sizes`` with the spaces of one env of the task (built and closed here)."""
-    run = RunConfig.of(config)
-    try:
-        env = task_env(run)
-    except (ValueError, TypeError, AssertionError, KeyError, RuntimeError) as e:
-        raise ConfigError(f"Cannot build {run.algo} with noise {run.noise!r} on {run.env}: {e}") from e
-    try:
-        check_sizes(run, env.observation_space, env.action_space)
-    finally:
-        env.close()

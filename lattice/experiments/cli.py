@@ -131,7 +131,6 @@ def train_main(argv: list[str] | None = None) -> int:
 
 def _train_or_resume(args: argparse.Namespace, train_kwargs: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """``lattice-train``'s work: resume ``--resume``'s run, or resolve the config and start a new run."""
-    from lattice.experiments.build import check_buffers
     from lattice.experiments.errors import ConfigError
     from lattice.experiments.training import resume_run, start_run
     from lattice.experiments.validate import resolve_run_config
@@ -153,7 +152,6 @@ def _train_or_resume(args: argparse.Namespace, train_kwargs: dict[str, Any]) -> 
     config = resolve_run_config(
         chosen["algo"], chosen["noise"], chosen["env"], args.config, flags, args.hyperparams, args.config_dir
     )
-    check_buffers(config)
     recorded = {s.name: None for s in SETTINGS} | vars(args)
     recorded = {k: str(v) if isinstance(v, Path) else v for k, v in recorded.items()}
     return start_run(config.as_dict(), args.log_dir, recorded, **train_kwargs)

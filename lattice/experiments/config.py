@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lattice.experiments.algorithms import ALGORITHM_NAMES, ALGORITHMS, ALGOS
-from lattice.experiments.build import algo_kwargs, check_buffers, check_device, check_sizes, task_env
+from lattice.experiments.build import algo_kwargs, check_device, check_sizes, task_env
 from lattice.experiments.errors import ConfigError, OutputPathError, RunFolderError, UsageError
 from lattice.experiments.keywords import KEYWORD_RANGES, POLICY_KEYWORD_RANGES, resolve_class
 from lattice.experiments.load import (
@@ -58,7 +58,6 @@ __all__ = [
     "RunFolderError",
     "UsageError",
     "algo_kwargs",
-    "check_buffers",
     "check_device",
     "check_sizes",
     "deep_merge",
