@@ -32,6 +32,7 @@ from lattice.policies import (
     LatticeRecurrentActorCriticPolicy,
     LatticeSACPolicy,
     LatticeTQCPolicy,
+    load_model,
 )
 
 __version__ = "0.3.0"
@@ -55,6 +56,7 @@ __all__ = [
     "SquashedColoredNoiseDistribution",
     "__version__",
     "get_noise_spec",
+    "load_model",
     "make_noise_distribution",
     "register_noise",
     "resolve_noise_params",

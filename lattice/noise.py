@@ -30,9 +30,9 @@ noise              its parameters (policy keywords)
 =================  ==========================================================
 
 A parameter the chosen noise does not use is refused (``resolve_noise_params``): it would be saved and reported as
-if it had an effect. The one exception keeps old files working: a parameter at its default value is dropped without
-a word, because models and ``config.yml`` files written by version 0.2 carry every noise's parameters at their
-defaults.
+if it had an effect. Files written by version 0.2 carry every noise's parameters, mostly at their defaults: a
+parameter at its default value is dropped without a word, and ``lattice.policies.load_model`` (for models) and the
+experiment layer (for ``config.yml``) drop the others, which had no effect (``without_other_noises_params``).
 """
 
 from __future__ import annotations
@@ -330,6 +330,15 @@ def get_noise_spec(name: str) -> NoiseSpec:
 def resolve_noise_params(noise: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of ``noise`` from ``given`` (noise parameters only) and the defaults (``NoiseSpec.resolve``)."""
     return get_noise_spec(noise).resolve(given)
+
+
+def without_other_noises_params(noise: str, policy_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``policy_kwargs`` without the parameters of noises other than ``noise``, whatever their values. Version 0.2
+    accepted and ignored them, and its files carry them (its MyoSuite PPO settings gave every noise Lattice's
+    ``std_clip``); they had no effect, so reading such a file drops them. New input is checked instead
+    (``resolve_noise_params``)."""
+    own = get_noise_spec(noise).param_names
+    return {k: v for k, v in policy_kwargs.items() if k not in NOISE_PARAMETERS or k in own}
 
 
 def split_noise_params(kwargs: dict[str, Any]) -> dict[str, Any]:

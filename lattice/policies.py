@@ -20,20 +20,32 @@ Paper: https://arxiv.org/abs/2305.20065
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.tqc.policies import TQCPolicy
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.save_util import json_to_data, open_path
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from lattice.colored import set_exploring
-from lattice.noise import get_noise_spec, make_noise_distribution, resolve_noise_params, split_noise_params
+from lattice.noise import (
+    get_noise_spec,
+    make_noise_distribution,
+    resolve_noise_params,
+    split_noise_params,
+    without_other_noises_params,
+)
 
 
 def _noise_kwargs(noise: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -226,3 +238,36 @@ class LatticeTQCPolicy(_NoiseSACMixin, TQCPolicy):  # type: ignore[misc]  # acto
     TQC's own (``n_quantiles``, ``n_critics``)."""
 
     actor: LatticeActor  # type: ignore[assignment]
+
+
+_Model = TypeVar("_Model", bound=BaseAlgorithm)
+
+
+def load_model(algo: type[_Model], path: str | Path | io.BufferedIOBase, **kwargs: Any) -> _Model:
+    """``algo.load(path, **kwargs)`` for a model saved by any version of this package.
+
+    A model saved by version 0.2 may hold parameters of other noises than its own in its ``policy_kwargs`` (0.2
+    accepted and ignored them; its MyoSuite PPO settings gave every noise Lattice's ``std_clip``), which the policies
+    now refuse. They had no effect, so they are dropped here (``lattice.noise.without_other_noises_params``) and the
+    model loads as it was trained. For any other model this is ``algo.load`` itself.
+
+    :param algo: The algorithm class (``PPO``, ``SAC``, ...).
+    :param path: The saved model, as ``algo.load`` takes it.
+    :param kwargs: ``algo.load``'s keywords (``env``, ``device``, ``custom_objects``, ...).
+    """
+    file = open_path(path, "r", suffix="zip")  # as algo.load finds it (".zip" added when missing)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            saved = json.loads(archive.read("data"))
+    finally:
+        if file is path:
+            file.seek(0)  # a file object of the caller's: algo.load reads it from the start
+        else:
+            file.close()
+    # only policy_kwargs is read (SB3's own decoding of it): the rest is left to algo.load
+    policy_kwargs = json_to_data(json.dumps({"policy_kwargs": saved.get("policy_kwargs", {})}))["policy_kwargs"]
+    if isinstance(policy_kwargs, dict):
+        own = without_other_noises_params(policy_kwargs.get("noise", "lattice"), policy_kwargs)
+        if own != policy_kwargs:
+            kwargs["custom_objects"] = {"policy_kwargs": own, **(kwargs.get("custom_objects") or {})}
+    return algo.load(path, **kwargs)

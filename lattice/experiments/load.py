@@ -35,7 +35,7 @@ import yaml
 from lattice.experiments.algorithms import ALGORITHM_NAMES
 from lattice.experiments.errors import ConfigError
 from lattice.experiments.settings import SETTING, SETTINGS, defaults
-from lattice.noise import NOISE_PARAMETERS, NOISES
+from lattice.noise import NOISES, without_other_noises_params
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the packaged task and sweep files
 BLOCKS = (*ALGORITHM_NAMES, *NOISES)  # the keys of a file that name a block, not a setting
@@ -217,8 +217,7 @@ def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
         recorded["noise_period"] = None
     policy_kwargs = (recorded.get("hyperparams") or {}).get("policy_kwargs")
     if isinstance(policy_kwargs, dict):
-        for name in [k for k in policy_kwargs if k in NOISE_PARAMETERS and k not in spec.param_names]:
-            del policy_kwargs[name]
+        recorded["hyperparams"]["policy_kwargs"] = without_other_noises_params(spec.name, policy_kwargs)
     return recorded
 
 

@@ -16,6 +16,7 @@ from lattice.experiments.callbacks import Episodes, evaluate_episodes
 from lattice.experiments.config import ALGOS, RunConfig, task_env, validate
 from lattice.experiments.errors import ConfigError, RunFolderError
 from lattice.experiments.rundir import RunDir
+from lattice.policies import load_model
 
 
 @dataclass
@@ -69,7 +70,7 @@ def load_run_policy(
         venv = VecNormalize.load(str(stats_path), venv)
         venv.training, venv.norm_reward = False, False
     venv.seed(config.seed + config.n_envs if seed is None else seed)
-    model = ALGOS[config.algo][0].load(model_path, device="cpu")
+    model = load_model(ALGOS[config.algo][0], model_path, device="cpu")  # 0.2's models too
     return Playback(config, model, venv, env)
 
 

@@ -50,6 +50,7 @@ from lattice.experiments.lock import writer_lock
 from lattice.experiments.process import Terminated, leave_stop_signals_to_parent
 from lattice.experiments.rundir import RunDir
 from lattice.experiments.zoo import write_zoo_config
+from lattice.policies import load_model
 
 
 class RunStopped(KeyboardInterrupt):
@@ -367,7 +368,7 @@ def _load_checkpoint(config: RunConfig, venv: VecEnv, checkpoint: tuple[int, dic
     if "vecnormalize" in files:
         venv = VecNormalize.load(str(files["vecnormalize"]), venv)
         venv.training = True
-    model = ALGOS[config.algo][0].load(files["model"], env=venv, device=config.device)
+    model = load_model(ALGOS[config.algo][0], files["model"], env=venv, device=config.device)  # 0.2's models too
     model.set_random_seed(config.seed + steps)  # load() reseeded everything with the first seed
     if isinstance(model, OffPolicyAlgorithm) and "replay_buffer" in files:
         model.load_replay_buffer(files["replay_buffer"])

@@ -2,9 +2,10 @@
 version must load and run identically (tests/test_policies.py). Kept to show how they were made; running it with a
 later version would write that version's models instead.
 
-Each model is saved with every noise parameter in its ``policy_kwargs`` (at the defaults, except Lattice's
-``std_clip``), as 0.2's experiment layer wrote them for every noise, and ``expected.json`` holds each model's
-deterministic actions for fixed observations.
+Each model is saved with every noise parameter in its ``policy_kwargs`` (at the defaults, except ``std_clip``
+where the paper's MyoSuite PPO block set it, for every noise), as 0.2's experiment layer wrote them, and
+``expected.json`` holds each model's deterministic actions for fixed observations. Run it with 0.2's code first on
+the path: ``git worktree add /tmp/v02 c23c66d && PYTHONPATH=/tmp/v02 python tests/data/models_0_2/make_models.py``.
 """
 
 import json
@@ -21,6 +22,8 @@ ALL_NOISE_PARAMS = dict(alpha=1.0, std_clip=(0.001, 1.0), std_reg=0.0, noise_exp
 MODELS = {
     "ppo_lattice": (PPO, LatticeActorCriticPolicy, "lattice", {"std_clip": (0.001, 10.0)}),
     "ppo_isotropic": (PPO, LatticeActorCriticPolicy, "isotropic", {}),
+    # 0.2's MyoSuite PPO block set std_clip for every noise: isotropic runs saved Lattice's std_clip, not at default
+    "ppo_isotropic_std_clip": (PPO, LatticeActorCriticPolicy, "isotropic", {"std_clip": (0.001, 10.0)}),
     "sac_gsde": (SAC, LatticeSACPolicy, "gsde", {}),
     "sac_pink": (SAC, LatticeSACPolicy, "pink", {"noise_horizon": 200}),
     "recurrent_ppo_lattice_iid": (RecurrentPPO, LatticeRecurrentActorCriticPolicy, "lattice_iid", {"alpha": 0.5}),
