@@ -252,13 +252,23 @@ def test_a_cancelled_job_is_replaced_and_its_trial_resumes_from_its_last_checkpo
     assert len(list((tmp_path / "sweeps" / "lost" / "jobs").glob("*.out"))) == 2 and squeue(name) == []
 
 
+def training_speed(tmp_path: Path) -> float:
+    """Steps per second of this file's trial on this machine: a 3,000-step trial through the embedded cluster."""
+    code, out, err = finish(start(tmp_path, spec("speed", 3000, [0])), timeout=300)
+    assert code == 0, (out, err)
+    summary = tmp_path / "sweeps" / "speed" / "trials" / "ppo_lattice_elbow_seed0" / "summary.yml"
+    return float(yaml.safe_load(summary.read_text())["steps_per_second"])
+
+
 @pytest.mark.slurm
 def test_a_trial_of_three_walltimes_hands_over_between_jobs_and_ends_as_one_run(tmp_path):
-    """Jobs of one minute; the trials hand over 25 s before it: a trial of at least three jobs' work (a job trains
-    at most about 10,000 steps here) checkpoints at each handover, goes on in the next job, and ends with the
-    evaluation grid and step count of an uninterrupted run."""
-    timesteps = 24000
-    sweep = spec("walltime", timesteps, [0], slurm={"walltime": "1", "margin": 25})
+    """Jobs of one minute; the trials hand over 25 s before it, so no job trains for more than 35 s. A trial of at
+    least 2.5 jobs' work at this machine's speed checkpoints at each handover, goes on in the next job, and ends with
+    the evaluation grid and step count of an uninterrupted run."""
+    walltime, margin = 60, 25
+    most_per_job = (walltime - margin) * training_speed(tmp_path)
+    timesteps = math.ceil(2.5 * most_per_job / 1000) * 1000
+    sweep = spec("walltime", timesteps, [0], slurm={"walltime": "1", "margin": margin})
     code, out, err = finish(start(tmp_path, sweep, "--slurm"), timeout=600)
     assert code == 0, (out, err)
     trial = tmp_path / "sweeps" / "walltime" / "trials" / "ppo_lattice_elbow_seed0"
