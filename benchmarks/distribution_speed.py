@@ -1,12 +1,18 @@
-"""Time of one sample + log_prob + backward step for each exploration noise, as a ratio to gSDE.
+"""Time of one sample + log_prob + backward step for each exploration noise, as a ratio to gSDE; and of one
+rollout step that redraws the noise (``sde_sample_freq=1``).
 
-    python benchmarks/distribution_speed.py [--batch 256] [--latent 256] [--actions 8 39 63 80 290]
+    python benchmarks/distribution_speed.py [--batch 256] [--latent 256] [--actions 8 39 63 80 290] [--envs 16]
 
 Every noise runs in the same process, interleaved round by round; each time is the median over rounds and each
 ratio the median over rounds of the ratio within a round, so the ratios hold on a shared, noisy machine. One step
 is what a SAC gradient step asks of the distribution: draw the noise matrices (``reset_noise``), build the
 distribution for a batch of latent features, sample actions with the reparametrisation trick, evaluate their
 log-probability and back-propagate.
+
+A rollout step is what PPO asks at each step with ``sde_sample_freq=1``: redraw the noise of every env, build the
+distribution for the envs' latent features and sample, without gradients. Lattice draws such a once-used noise
+from its marginal (d + n normals per env); "matrices" is the plain path that draws P_x, P_a per env
+(``LatticeNoiseDistribution.fresh_draws = False``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,32 @@ def make_step(noise: str, batch: int, latent_dim: int, action_dim: int) -> Calla
     return sde_step
 
 
+ROLLOUT_NOISES = ("gsde", "lattice full_std=False", "lattice full_std=True")
+
+
+def make_rollout_step(noise: str, envs: int, latent_dim: int, action_dim: int, fresh: bool) -> Callable[[], None]:
+    """A closure running one rollout step of ``envs`` envs that redraws ``noise`` (``fresh``: Lattice's marginal
+    draw; else its matrices)."""
+    gen = th.Generator().manual_seed(0)
+    x = th.randn(envs, latent_dim, generator=gen)
+    dist: StateDependentNoiseDistribution
+    if noise == "gsde":
+        dist = StateDependentNoiseDistribution(action_dim)
+    else:
+        dist = LatticeNoiseDistribution(action_dim, full_std=noise.endswith("True"))
+        dist.fresh_draws = fresh
+    net, log_std = dist.proba_distribution_net(latent_dim, log_std_init=-0.5, latent_sde_dim=latent_dim)
+
+    def rollout_step() -> None:
+        with th.no_grad():
+            dist.sample_weights(log_std, batch_size=envs)
+            dist.proba_distribution(net(x), log_std, x)
+            dist.sample()
+
+    rollout_step()  # the first draw of a run is matrices: the marginal path starts once a draw served one step
+    return rollout_step
+
+
 def measure(steps: dict[str, Callable[[], None]], rounds: int, min_time: float) -> dict[str, list[float]]:
     """Seconds per step of each closure in every round, the closures interleaved round by round."""
     per_round: dict[str, int] = {}
@@ -90,6 +122,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="batch size B")
     parser.add_argument("--latent", type=int, default=256, help="latent dimension d")
     parser.add_argument("--actions", type=int, nargs="+", default=[8, 39, 63, 80, 290], help="action dims n")
+    parser.add_argument("--envs", type=int, default=16, help="parallel envs of a rollout step")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median reported)")
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timing round and noise")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least noisy)")
@@ -103,6 +136,20 @@ def main() -> None:
         steps = {noise: make_step(noise, args.batch, args.latent, action_dim) for noise in NOISES}
         samples = measure(steps, args.rounds, args.min_time)
         cells = [f"{1e3 * statistics.median(samples[noise]):.2f} ms ({ratio(samples, noise):.2f}×)" for noise in NOISES]
+        print(f"| {action_dim} | " + " | ".join(cells) + " |", flush=True)
+
+    names = [f"{noise} matrices" if noise != "gsde" else noise for noise in ROLLOUT_NOISES]
+    names += [f"{noise} marginal" for noise in ROLLOUT_NOISES[1:]]
+    print(f"\nrollout step redrawing the noise (sde_sample_freq=1), {args.envs} envs, latent d = {args.latent}")
+    print("| n actions | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for action_dim in args.actions:
+        rollout = {}
+        for name in names:
+            noise = name.removesuffix(" matrices").removesuffix(" marginal")
+            rollout[name] = make_rollout_step(noise, args.envs, args.latent, action_dim, name.endswith("marginal"))
+        samples = measure(rollout, args.rounds, args.min_time)
+        cells = [f"{1e3 * statistics.median(samples[name]):.2f} ms ({ratio(samples, name):.2f}×)" for name in names]
         print(f"| {action_dim} | " + " | ".join(cells) + " |", flush=True)
 
 

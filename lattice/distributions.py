@@ -197,6 +197,12 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     (SB3's ``reset_noise``, every ``sde_sample_freq`` steps) and held fixed in between, so the noise is a
     fixed linear function of the latent state: time-correlated along a trajectory.
 
+    A draw that is used for one step only (``sde_sample_freq=1``) needs none of the matrices: for each env, its
+    noise is Gaussian with independent coordinates, P_xᵀx ~ N(0, diag(u)) and P_aᵀx + ε ~ N(0, diag(v)), so it
+    is drawn from d + n standard normals instead of d(d + n) (``fresh_draws``). Should the draw be used again, its
+    matrices are then drawn conditionally on the noise already given (Matheron's rule), so every sequence of
+    actions has exactly the distribution of the matrix path.
+
     Paper: https://arxiv.org/abs/2305.20065
 
     :param action_dim: Dimension of the action space (n).
@@ -214,6 +220,9 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     """
 
     bijector: TanhBijector | None
+    # Draw once-used noise from its marginal (see the class docstring). False: always draw the matrices, the plain
+    # reference path (same distribution; the same random stream as before this shortcut existed).
+    fresh_draws: bool = True
 
     def __init__(
         self,
@@ -250,6 +259,13 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         # of the action noise, held with the matrices so that the noise stays fixed between redraws.
         self._shared_mats: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
         self._env_mats: tuple[th.Tensor, th.Tensor, th.Tensor | None] | None = None
+        # A draw given from its marginal before any matrix existed: (per env?, x, P_xᵀx, P_aᵀx + ε), kept until the
+        # draw is replaced so that matrices drawn later agree with it.
+        self._fresh: tuple[bool, th.Tensor, th.Tensor, th.Tensor] | None = None
+        # Steps that used the current draw one row per env, and whether the last draw used so was used once: the
+        # guess that the next draw will be used once too (SB3 redraws at a fixed period).
+        self._row_uses = 0
+        self._used_once = False
 
     def _log_std_bounds(self) -> tuple[float, float, float]:
         """(log σ_min, log σ_max, ½ log d): log σ is ``log_std`` clipped to the bounds, minus ½ log d (the noise must
@@ -293,8 +309,15 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         """
         self._weights_std = self._std(log_std)  # in log_std's shape; broadcast where a draw is scaled
         self._weights_batch_size = batch_size
+        self._forget_draw()
+        if self._row_uses > 0:  # a draw never used (SB3 redraws twice at a rollout's start) says nothing
+            self._used_once = self._row_uses == 1
+        self._row_uses = 0
+
+    def _forget_draw(self) -> None:
         self._shared_mats = None
         self._env_mats = None
+        self._fresh = None
 
     def _draw(self, *batch_shape: int) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """P_x (*batch_shape, d, d) and P_a (*batch_shape, d, n) with independent N(0, σ²) entries, and the
@@ -309,12 +332,61 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
             eps = th.randn(*batch_shape, n, dtype=std.dtype, device=std.device) * self.std_reg
         return P_x, P_a, eps
 
+    def _variances(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """(u, v) for latent states x (B, d) under the current draw's σ: the variances of P_xᵀx and P_aᵀx + ε,
+        (B, d) and (B, n), or (B, 1) each without ``full_std``. Row j of P is multiplied by x_j, so
+        Var[(xᵀP)_k] = Σ_j x_j² σ_jk², one product for all columns."""
+        assert self._weights_std is not None, "Call sample_weights() first"
+        var_x, var_a = self._split_std(self._weights_std.to(x).square())
+        x_sq = x.square()
+        return x_sq @ var_x, x_sq @ var_a + self.std_reg**2
+
+    def _fresh_noise(self, x: th.Tensor, per_env: bool) -> tuple[th.Tensor, th.Tensor]:
+        """(P_xᵀx, P_aᵀx + ε) for one step of a draw that has no matrices yet, from their exact marginals: the
+        columns of P are independent, so the coordinates of each are independent Gaussians of variances u and v
+        (``_variances``). d + n standard normals per row; remembered in case the draw is used again."""
+        u, v = self._variances(x)
+        batch, d, n = x.shape[0], x.shape[1], self.action_dim
+        latent_noise = th.randn(batch, d, dtype=x.dtype, device=x.device) * u.sqrt()
+        action_noise = th.randn(batch, n, dtype=x.dtype, device=x.device) * v.sqrt()
+        self._fresh = (per_env, x, latent_noise, action_noise)
+        return latent_noise, action_noise
+
+    def _conditioned_draw(self, per_env: bool) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """Matrices for a draw whose noise at x was already given (``_fresh_noise``): a draw conditioned on
+        P_xᵀx = y_x and P_aᵀx + ε = y_a, by Matheron's rule. Column k of P, of covariance D_k = diag(σ²_:k), given
+        y_k = xᵀP_:k (+ ε_k) is P'_:k + D_k x (y_k − y'_k) / (xᵀD_k x (+ std_reg²)) for an unconditioned draw P'
+        (and ε') with y'_k its own value at x; ε likewise moves by std_reg² (y_k − y'_k) / (...)."""
+        assert self._fresh is not None and self._weights_std is not None
+        _, x, y_x, y_a = self._fresh
+        drawn = self._draw(self._weights_batch_size) if per_env else self._draw()
+        P_x, P_a = drawn[0].to(x), drawn[1].to(x)
+        eps = None if drawn[2] is None else drawn[2].to(x)
+        if not per_env:  # one shared draw, given for one row
+            x, y_x, y_a = x[0], y_x[0], y_a[0]
+        var_x, var_a = self._split_std(self._weights_std.to(x).square())  # (d, d | 1), (d, n | 1)
+        column = x.unsqueeze(-1)  # x as a column, (..., d, 1)
+        gain_x, gain_a = var_x * column, var_a * column  # D_k x for every column k
+        u = (gain_x * column).sum(-2)  # xᵀ D_k x, (..., d | 1)
+        v = (gain_a * column).sum(-2) + self.std_reg**2
+        # A zero variance (x = 0, no std_reg) means the value is certain and y = y' exactly: no correction.
+        tiny = th.finfo(x.dtype).tiny
+        shift_x = (y_x - (column * P_x).sum(-2)) / u.clamp_min(tiny)
+        shift_a = (y_a - (column * P_a).sum(-2) - (0.0 if eps is None else eps)) / v.clamp_min(tiny)
+        P_x = P_x + gain_x * shift_x.unsqueeze(-2)
+        P_a = P_a + gain_a * shift_a.unsqueeze(-2)
+        if eps is not None:
+            eps = eps + self.std_reg**2 * shift_a
+        return P_x, P_a, eps
+
     def _matrices(self, per_env: bool, like: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """The current draw (shared or per env), on ``like``'s device and dtype (the policy may have moved)."""
         mats = self._env_mats if per_env else self._shared_mats
         if mats is not None and mats[0].dtype == like.dtype and mats[0].device == like.device:
             return mats
-        if mats is None:
+        if mats is None and self._fresh is not None and self._fresh[0] == per_env:
+            mats = self._conditioned_draw(per_env)
+        elif mats is None:
             mats = self._draw(self._weights_batch_size) if per_env else self._draw()
         if mats[0].dtype != like.dtype or mats[0].device != like.device:
             P_x, P_a, eps = mats
@@ -336,6 +408,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     def exploration_mat(self, value: th.Tensor | None) -> None:
         """Replace the shared draw by a given [P_x | P_a] (for experiments and tests; no std_reg term then).
         ``None`` forgets the draw (SB3 < 2.2 assigns it in its constructor)."""
+        self._fresh = None
         if value is None:
             self._shared_mats = None
             return
@@ -351,6 +424,7 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
     @exploration_matrices.setter
     def exploration_matrices(self, value: th.Tensor | None) -> None:
         """Replace the per-env draws by given [P_x | P_a] matrices (no std_reg term then); ``None`` forgets them."""
+        self._fresh = None
         if value is None:
             self._env_mats = None
             return
@@ -406,6 +480,14 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         """
         x = latent_sde if self.learn_features else latent_sde.detach()
         W = self.weight
+        one_row_each = len(x) == self._weights_batch_size  # every row has a draw of its own (or the shared one)
+        if one_row_each:
+            self._row_uses += 1
+            per_env = len(x) > 1
+            unused = (self._env_mats if per_env else self._shared_mats) is None and self._fresh is None
+            if unused and self._used_once and self.fresh_draws:
+                latent_noise, action_noise = self._fresh_noise(x, per_env)
+                return th.addmm(action_noise, latent_noise, W.T, alpha=self.alpha)
         if len(x) == 1 or len(x) != self._weights_batch_size:
             P_x, P_a, eps = self._matrices(False, x)
             if len(x) > self.action_dim:

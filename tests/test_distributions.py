@@ -337,3 +337,121 @@ def test_noise_follows_the_policy_to_another_dtype() -> None:
     x = th.randn(3, D_LATENT, dtype=th.float64)
     actions = dist.proba_distribution(net(x), log_std, x).sample()
     assert actions.dtype == th.float64 and th.isfinite(actions).all()
+
+
+# -- a draw used once: its noise from the marginal (d + n normals), the matrices only if it is used again ---------
+
+
+def cross_covariance(dist: LatticeNoiseDistribution, log_std: th.Tensor, x1: th.Tensor, x2: th.Tensor) -> th.Tensor:
+    """Cov[noise(x1), noise(x2)] under one draw of (P_x, P_a, ε): α² W diag((x1∘x2)·σ_x²) Wᵀ + diag((x1∘x2)·σ_a² +
+    std_reg²), from the paper's σ (Σ(x) when x1 = x2)."""
+    d, n = x1.shape[-1], dist.action_dim
+    std = paper_std(log_std, d, dist.std_clip, dist.use_expln)
+    if not dist.full_std:
+        std = th.cat([std[:, :1].expand(d, d), std[:, 1:].expand(d, n)], dim=1)
+    W = dist.mean_actions_net.weight
+    latent = (x1 * x2) @ std[:, :d] ** 2
+    action = (x1 * x2) @ std[:, d:] ** 2 + dist.std_reg**2
+    return dist.alpha**2 * W @ th.diag(latent) @ W.T + th.diag(action)
+
+
+def assert_covariance(samples_1: th.Tensor, samples_2: th.Tensor, expected: th.Tensor, var_1, var_2) -> None:
+    """The sample cross-covariance of two (N, n) sets is ``expected``, within 5 standard errors of each entry,
+    sqrt((Var₁ᵢ Var₂ⱼ + expectedᵢⱼ²) / N)."""
+    n_draws = len(samples_1)
+    centred_1, centred_2 = samples_1 - samples_1.mean(0), samples_2 - samples_2.mean(0)
+    empirical = centred_1.T @ centred_2 / (n_draws - 1)
+    tolerance = 5 * th.sqrt((var_1[:, None] * var_2[None, :] + expected**2) / n_draws)
+    assert (empirical - expected).abs().le(tolerance).all(), (empirical, expected)
+
+
+def next_draw_used_once(dist: LatticeNoiseDistribution, log_std: th.Tensor, x: th.Tensor) -> None:
+    """Use one draw for one step, then redraw: the distribution now expects each draw to serve one step (as SB3's
+    ``sde_sample_freq=1`` does)."""
+    dist.sample_weights(log_std, batch_size=len(x))
+    dist.get_noise(x)
+    dist.sample_weights(log_std, batch_size=len(x))
+
+
+@pytest.mark.parametrize("full_std", [True, False])
+def test_a_draw_used_once_comes_from_its_marginal_with_the_covariance_and_likelihood_of_the_matrices(
+    full_std: bool,
+) -> None:
+    """40,000 envs in one state, each with its own draw used once: no matrix is drawn, the actions have covariance
+    Σ(x) and mean μ, and their mean −log π is the entropy (the samples follow the N(μ, Σ) that log_prob evaluates)."""
+    dist, net, log_std = make_dist(full_std=full_std, alpha=0.8, std_reg=0.7)
+    n_draws = 40_000
+    xs = th.randn(1, D_LATENT, dtype=th.float64).expand(n_draws, -1)
+    with th.no_grad():
+        next_draw_used_once(dist, log_std, xs)
+        dist.proba_distribution(net(xs), log_std, xs)
+        actions = dist.sample()
+        assert dist._env_mats is None and dist._fresh is not None  # the marginal path, not the matrices
+        sigma = paper_covariance(dist, log_std, xs[:1])[0]
+        assert_covariance(actions, actions, sigma, sigma.diag(), sigma.diag())
+        th.testing.assert_close(
+            actions.mean(0), net(xs[:1])[0], atol=5 * sigma.diag().max().sqrt() / n_draws**0.5, rtol=0
+        )
+        neg_log_prob = -dist.log_prob(actions)
+        assert abs(neg_log_prob.mean() - dist.entropy()[0]) < 5 * neg_log_prob.std() / n_draws**0.5
+
+
+@pytest.mark.parametrize("full_std", [True, False])
+def test_a_fresh_draw_used_again_has_the_joint_law_of_one_pair_of_matrices(full_std: bool) -> None:
+    """The matrices drawn when a fresh draw is used a second time (at another state) are conditioned on its first
+    noise: over 40,000 envs, (noise(x₁), noise(x₂)) has the covariances of one draw of P (closed form)."""
+    dist, _net, log_std = make_dist(full_std=full_std, alpha=0.8, std_reg=0.7)
+    n_draws = 40_000
+    x1 = th.randn(1, D_LATENT, dtype=th.float64)
+    x2 = 0.5 * x1 + th.randn(1, D_LATENT, dtype=th.float64)  # correlated with x1, as successive states are
+    with th.no_grad():
+        next_draw_used_once(dist, log_std, x1.expand(n_draws, -1))
+        first = dist.get_noise(x1.expand(n_draws, -1))
+        second = dist.get_noise(x2.expand(n_draws, -1))
+        assert dist._env_mats is not None  # materialised for the second step
+    var_1, var_2 = (cross_covariance(dist, log_std, x, x).diag() for x in (x1[0], x2[0]))
+    assert_covariance(first, second, cross_covariance(dist, log_std, x1[0], x2[0]), var_1, var_2)
+    assert_covariance(second, second, cross_covariance(dist, log_std, x2[0], x2[0]), var_2, var_2)
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+@pytest.mark.parametrize("std_reg", [0.0, 0.4])
+def test_the_matrices_of_a_fresh_draw_give_back_its_first_noise(n_envs: int, std_reg: float) -> None:
+    """Conditioned matrices reproduce the noise already given at the first state exactly (to rounding), and are a
+    linear map: the draw acts as one draw of (P_x, P_a, ε) from then on. One env uses the shared draw."""
+    dist, _net, log_std = make_dist(std_reg=std_reg)
+    x1, x2 = th.randn(2, n_envs, D_LATENT, dtype=th.float64)
+    next_draw_used_once(dist, log_std, x1)
+    first = dist.get_noise(x1)
+    assert dist._shared_mats is None and dist._env_mats is None
+    second = dist.get_noise(x2)
+    th.testing.assert_close(dist.get_noise(x1), first)
+    th.testing.assert_close(dist.get_noise(x1 + x2) + dist.get_noise(0 * x1), first + second)  # affine in x
+    assert dist._fresh is not None and (dist._env_mats if n_envs > 1 else dist._shared_mats) is not None
+
+
+def test_the_marginal_path_is_taken_only_for_draws_used_once_and_is_off_without_fresh_draws() -> None:
+    """T = 4: every draw is matrices, the random stream exactly as the plain path's (fresh_draws = False). T = 1:
+    after the first draw, no matrix is drawn. A draw never used (SB3 redraws twice at a rollout's start) changes
+    nothing."""
+
+    def noises(period: int, fresh: bool, steps: int = 12) -> tuple[th.Tensor, list[bool]]:
+        dist, _net, log_std = make_dist(std_reg=0.2, seed=3)
+        dist.fresh_draws = fresh
+        out, marginal = [], []
+        for step in range(steps):
+            if step % period == 0:
+                dist.sample_weights(log_std, batch_size=2)
+                if step == 8:  # a redraw never used
+                    dist.sample_weights(log_std, batch_size=2)
+            out.append(dist.get_noise(th.full((2, D_LATENT), 0.1 * step + 0.1, dtype=th.float64)))
+            marginal.append(dist._env_mats is None)
+        return th.stack(out), marginal
+
+    plain, plain_marginal = noises(4, fresh=False)
+    fresh, fresh_marginal = noises(4, fresh=True)
+    assert th.equal(plain, fresh) and not any(plain_marginal + fresh_marginal)
+    _, marginal = noises(1, fresh=True)
+    assert marginal == [False] + [True] * 11
+    _, marginal = noises(1, fresh=False)
+    assert not any(marginal)

@@ -14,6 +14,7 @@ import pytest
 import torch as th
 from sb3_contrib import TQC, RecurrentPPO
 from stable_baselines3 import A2C, PPO, SAC
+from stable_baselines3.common.env_util import make_vec_env
 
 import lattice
 from lattice import (
@@ -346,6 +347,27 @@ def test_same_seed_same_training_result(algo: str) -> None:
     assert first.keys() == second.keys()
     for key in first:
         th.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo", "a2c"])
+def test_lattice_trains_as_the_plain_matrix_path_where_each_draw_serves_several_steps(algo: str) -> None:
+    """Redrawn every 4 steps, each draw is matrices, drawn as the plain path (``fresh_draws = False``) draws them:
+    the same seed gives the same parameters. Redrawn every step, the draws come from their marginal (no matrices)."""
+    cls, policy = ALGOS[algo]
+
+    def train(period: int, fresh: bool) -> tuple[dict[str, th.Tensor], LatticeNoiseDistribution]:
+        env = make_vec_env(ENV_ID, n_envs=2, seed=3)
+        kwargs = dict(sde_sample_freq=period, seed=3, device="cpu", policy_kwargs=dict(net_arch=[32, 32]))
+        model = cls(policy, env, use_sde=True, **kwargs, **small_kwargs(algo))
+        action_dist(model).fresh_draws = fresh
+        model.learn(96)
+        return {k: v.clone() for k, v in model.policy.state_dict().items()}, action_dist(model)
+
+    (fresh, _), (plain, _) = train(4, True), train(4, False)
+    for key in plain:
+        th.testing.assert_close(fresh[key], plain[key], rtol=0, atol=0, msg=key)
+    _, dist = train(1, True)
+    assert dist._env_mats is None and dist._fresh is not None  # the last step's draw: d + n normals per env
 
 
 @pytest.mark.fast
