@@ -145,7 +145,8 @@ def test_sigterm_to_the_whole_process_group_with_env_workers(tmp_path):
     args = [
         RUN,
         *("--algo", "ppo", "--noise", "lattice", "--env", "Pendulum-v1", "-n", "1000000", "--n-envs", "2"),
-        *("--eval-freq", "100000", "--eval-episodes", "1", "--save-freq", "512", "--log-dir", str(log_dir)),
+        *("--vec-env", "subproc", "--eval-freq", "100000", "--eval-episodes", "1", "--save-freq", "512"),
+        *("--log-dir", str(log_dir)),
         *("--no-progress-bar", "--hyperparams", "n_steps=128", "batch_size=64", "max_episode_steps=100"),
     ]
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=dict(os.environ), start_new_session=True,

@@ -34,7 +34,7 @@ import yaml
 
 from lattice.experiments.algorithms import ALGORITHM_NAMES
 from lattice.experiments.errors import ConfigError
-from lattice.experiments.settings import SETTING, SETTINGS, defaults
+from lattice.experiments.settings import SETTING, SETTINGS, defaults, yaml_copy
 from lattice.noise import NOISES, without_other_noises_params
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the packaged task and sweep files
@@ -208,8 +208,12 @@ def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A run's recorded config (``config.yml``: every setting) without the settings its noise does not use: the
     policy keywords of other noises and a ``noise_period`` of a noise that is not state-dependent. Version 0.2 recorded
     them whatever the noise (e.g. the MyoSuite block's ``std_clip`` in an isotropic run), with no effect on the run;
-    a recorded config of this version has none. Anything else is kept as it is."""
+    a recorded config of this version has none. A setting added since it was recorded (``Setting.since``) is read
+    as its default, which trains as the versions before it did. Anything else is kept as it is."""
     recorded = copy.deepcopy(dict(config))
+    for setting in SETTINGS:
+        if setting.since is not None and setting.name not in recorded:
+            recorded[setting.name] = yaml_copy(setting.default)
     spec = NOISES.get(recorded.get("noise"))  # type: ignore[arg-type]
     if spec is None:
         return recorded  # validation names the bad noise
@@ -222,8 +226,9 @@ def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_recorded(layer: Mapping[str, Any]) -> bool:
-    """Whether a config file is a run's recorded config (every setting, flat) rather than a task file."""
-    return all(s.name in layer for s in SETTINGS) and not any(k in layer for k in BLOCKS)
+    """Whether a config file is a run's recorded config (every setting, flat; those added since it was recorded
+    aside) rather than a task file."""
+    return all(s.name in layer for s in SETTINGS if s.since is None) and not any(k in layer for k in BLOCKS)
 
 
 def merge_config(

@@ -6,6 +6,8 @@ command, and a sweep worker before it runs a trial), never by an import.
   there, so it is chosen when there is no display and the user chose nothing.
 - One torch thread: SB3's small networks train fastest single-threaded, and parallel runs (sweep trials, env
   worker processes) then do not fight over the cores.
+- The cores a run may use (``available_cores``): those the process may run on (its CPU affinity), and no more than
+  a sweep trial was given (its ``resources.cpus``). A run's ``vec_env: auto`` steps its envs in-process on one core.
 
 Signals are handled here too, and only where a command asks for it: SIGTERM stops a training run as Ctrl-C does,
 and neither is lost (``stop_signals_as_interrupt``); env worker processes leave both to the training process.
@@ -25,15 +27,32 @@ from typing import Any
 
 import torch as th
 
+# The cores given to this process's work (``configure_process``'s ``cores``); None: every core it may run on.
+_cores: int | None = None
 
-def configure_process(threads: int = 1) -> None:
+
+def configure_process(threads: int = 1, cores: int | None = None) -> None:
     """Apply the settings above (call before anything imports MuJoCo or MyoSuite).
 
     :param threads: torch's intra-op threads.
+    :param cores: The cores this process's work was given (a sweep trial's ``resources.cpus``); None: every core it
+        may run on.
     """
+    global _cores
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"
     th.set_num_threads(threads)
+    _cores = cores
+
+
+def available_cores() -> int:
+    """The cores this process's work may use: those it may run on (its CPU affinity: ``taskset``, a SLURM job's
+    cgroup), no more than ``configure_process`` was given."""
+    if hasattr(os, "sched_getaffinity"):
+        allowed = len(os.sched_getaffinity(0))
+    else:  # macOS: no affinity
+        allowed = os.cpu_count() or 1
+    return allowed if _cores is None else min(allowed, _cores)
 
 
 class Terminated(KeyboardInterrupt):

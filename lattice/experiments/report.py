@@ -37,8 +37,9 @@ from lattice.experiments.stats import (
 )
 from lattice.experiments.tables import markdown_comparison, markdown_energy, markdown_table, markdown_windows
 
-# Config keys that name a group rather than tell apart settings within one (env_kwargs: label_tasks's job).
-IDENTITY_KEYS = ("env", "algo", "noise", "seed", "env_kwargs", "device")
+# Config keys that name a group, or say where a run ran (device, vec_env), rather than tell apart settings within
+# one (env_kwargs: label_tasks's job).
+IDENTITY_KEYS = ("env", "algo", "noise", "seed", "env_kwargs", "device", "vec_env")
 SHORT_NAMES = {"noise_period": "T"}  # the paper's notation in setting labels
 
 

@@ -81,6 +81,8 @@ class Setting:
     :param noises: The noises it applies to (None: all); with another noise it must stay at its default, and the
         resolved config records null.
     :param short: A short flag, e.g. ``-n``.
+    :param since: The version that added it (None: configs of every version hold it). A config recorded before then
+        lacks it and is read with its default, so that such a setting's default must train as those versions did.
     """
 
     name: str
@@ -93,6 +95,7 @@ class Setting:
     nullable: bool = False
     noises: tuple[str, ...] | None = None
     short: str | None = None
+    since: str | None = None
 
     @property
     def flag(self) -> str:
@@ -189,9 +192,19 @@ SETTINGS: tuple[Setting, ...] = (
         "n_envs",
         "int",
         1,
-        "parallel training envs (one process each when > 1)",
+        "parallel training envs (where they run: vec_env)",
         valid_range=Interval(1, MAX_ENVS),
-        limit="each env is a process with 2 open files in the training process; Linux allows 1024 by default",
+        limit="an env in a worker process holds 2 open files in the training process; Linux allows 1024 by default",
+    ),
+    Setting(
+        "vec_env",
+        "choice",
+        "auto",
+        "where n_envs > 1 envs run: subproc, a worker process each (SB3's SubprocVecEnv); dummy, in the training "
+        "process (DummyVecEnv); auto, in-process when the run has one core (its CPU affinity, a sweep trial's "
+        "resources.cpus), else worker processes. Seeds, episodes and results are the same either way",
+        choices=("auto", "dummy", "subproc"),
+        since="0.3.0",
     ),
     Setting("normalize", "normalize", False, "VecNormalize keywords (normalize.*), or false"),
     Setting(

@@ -246,7 +246,9 @@ class TrialStopped(RuntimeError):
     """A trial stopped because its sweep was stopped (Ctrl-C, SIGTERM), after saving what it could."""
 
 
-def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwargs: Any) -> dict[str, Any]:
+def run_trial(
+    config: dict[str, Any], run_dir: str, log_file: str, cpus: int = 1, **train_kwargs: Any
+) -> dict[str, Any]:
     """Run one trial to its end (in a Dask worker): skip it if finished, resume it if started, else start it.
 
     In a SLURM job it stops at the job's deadline (``cluster.DEADLINE_ENV``: the walltime less a margin), saves a
@@ -256,13 +258,15 @@ def run_trial(config: dict[str, Any], run_dir: str, log_file: str, **train_kwarg
     :param config: The trial's resolved config.
     :param run_dir: Its run folder.
     :param log_file: Where its printed lines go (appended), e.g. ``<sweep>/output/<trial>.log``.
+    :param cpus: The cores the trial was given (``resources.cpus``): its envs run in-process on one
+        (``vec_env: auto``).
     :param train_kwargs: More keywords of ``lattice.experiments.training.train`` (e.g. ``after_eval``).
     :return: The trial's summary, with the status (``finished`` or ``skipped``) and the worker's name.
     """
     from lattice.experiments.process import configure_process, pending_stop, stop_at
     from lattice.experiments.training import RunStopped, resume_run, start_run
 
-    configure_process()  # a worker process is an experiment process like the CLI's
+    configure_process(cores=cpus)  # a worker process is an experiment process like the CLI's, with the trial's cores
 
     try:
         from distributed import get_worker
@@ -416,6 +420,7 @@ def _run_trials(
                     trials[trial],
                     str(sweep_dir / "trials" / trial),
                     str(sweep_dir / "output" / f"{trial}.log"),
+                    resources["cpus"],
                     key=trial,
                     retries=retries,
                     pure=False,

@@ -15,11 +15,12 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -47,7 +48,7 @@ from lattice.experiments.config import ALGOS, RunConfig, algo_kwargs, check_devi
 from lattice.experiments.dotted import config_differences
 from lattice.experiments.errors import ConfigError, RunFolderError
 from lattice.experiments.lock import writer_lock
-from lattice.experiments.process import Terminated, leave_stop_signals_to_parent
+from lattice.experiments.process import Terminated, available_cores, leave_stop_signals_to_parent
 from lattice.experiments.rundir import RunDir
 from lattice.experiments.zoo import write_zoo_config
 from lattice.policies import load_model
@@ -98,6 +99,43 @@ def env_info_keywords(config: RunConfig | Mapping[str, Any]) -> tuple[str, ...]:
         env.close()
 
 
+class InProcessVecEnv(DummyVecEnv):
+    """SB3's DummyVecEnv with the rewards as SubprocVecEnv returns them: as the envs give them (Python floats:
+    float64), not rounded to float32. VecNormalize's running returns, and so a run with ``norm_reward``, are then the
+    same whether its envs run in this process or in worker processes. (Observations are the same where an env gives
+    them in its observation space's dtype, as gymnasium's env checker asks: DummyVecEnv stores them in that dtype,
+    SubprocVecEnv stacks them as given.)"""
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env]]):
+        super().__init__(env_fns)
+        self.buf_rews = np.zeros((self.num_envs,), dtype=np.float64)
+
+
+def training_vec_env(vec_env: str, n_envs: int) -> tuple[type[DummyVecEnv] | type[SubprocVecEnv], str]:
+    """Where a run's training envs run (its ``vec_env`` setting resolved), and the line that says so.
+
+    One env runs in this process. More run in worker processes (``subproc``: SubprocVecEnv) or in this process
+    (``dummy``: ``InProcessVecEnv``); ``auto`` chooses this process when the run has one core
+    (``process.available_cores``), where worker processes would only add their cost: passing actions and
+    observations between processes at every step (0.4-0.6 ms per step with the hand's 16 MyoSuite envs on one
+    core), and a start-up per run and per resume, each worker importing the env's packages (45-50 s for those).
+
+    :param vec_env: ``auto``, ``dummy`` or ``subproc``.
+    :param n_envs: The run's training envs.
+    :return: The VecEnv class, and e.g. ``16 envs in this process (vec_env auto: 1 core)``.
+    """
+    if n_envs == 1:
+        return DummyVecEnv, "1 env in this process"
+    why = f"vec_env {vec_env}"
+    if vec_env == "auto":
+        cores = available_cores()
+        vec_env = "dummy" if cores == 1 else "subproc"
+        why += f": {cores} core{'s' if cores > 1 else ''}"
+    if vec_env == "dummy":
+        return InProcessVecEnv, f"{n_envs} envs in this process ({why})"
+    return SubprocVecEnv, f"{n_envs} envs in {n_envs} worker processes ({why})"
+
+
 def make_vec_envs(
     config: RunConfig | Mapping[str, Any],
     seed: int,
@@ -105,11 +143,13 @@ def make_vec_envs(
     monitor_dir: Path | None,
     info_keywords: tuple[str, ...],
     append: bool = False,
+    vec_env_cls: type[DummyVecEnv] | type[SubprocVecEnv] = DummyVecEnv,
 ) -> VecEnv:
-    """``n_envs`` envs of the task (one process each when > 1), worker i seeded ``seed + i``, with Monitor
-    recording ``info_keywords`` (see ``env_info_keywords``) per episode."""
+    """``n_envs`` envs of the task in ``vec_env_cls`` (``training_vec_env`` chooses it for the training envs),
+    worker i seeded ``seed + i``, with Monitor recording ``info_keywords`` (see ``env_info_keywords``) per
+    episode."""
     thunk = functools.partial(task_env, config)
-    if n_envs > 1:  # each env in a worker process of its own
+    if issubclass(vec_env_cls, SubprocVecEnv):  # each env in a worker process of its own
         thunk = functools.partial(_env_worker, thunk)
     return make_vec_env(
         thunk,
@@ -117,7 +157,7 @@ def make_vec_envs(
         seed=seed,
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
         monitor_kwargs=dict(info_keywords=info_keywords, override_existing=not append),
-        vec_env_cls=SubprocVecEnv if n_envs > 1 else DummyVecEnv,
+        vec_env_cls=vec_env_cls,
     )
 
 
@@ -316,8 +356,11 @@ def _build(
     columns = run.monitor_columns() if resuming else None
     if columns is not None:  # a run begun by an older version keeps its monitor CSVs' columns
         info_keywords = tuple(key for key in info_keywords if key in columns)
+    vec_env_cls, where = training_vec_env(config.vec_env, config.n_envs)
+    print(where, flush=True)
     # A resumed run draws new episodes: its workers are seeded past the ones of the first part.
-    venv = make_vec_envs(config, config.seed + start_steps, config.n_envs, run.path, info_keywords, resuming)
+    seed = config.seed + start_steps
+    venv = make_vec_envs(config, seed, config.n_envs, run.path, info_keywords, resuming, vec_env_cls)
     try:
         return _build_on(run, config, venv, info_keywords, resuming, resume_from, wandb_run, after_eval)
     except BaseException:

@@ -129,7 +129,7 @@ def run_tuning_trial(
     report = ReportToOptuna(optuna.trial.Trial(study, trial_id), config.timesteps)
     with Heartbeat(rdb, tuning["heartbeat"]["interval"], [trial_id]):
         try:
-            run_trial(config.as_dict(), run_dir, log_file, after_eval=report)
+            run_trial(config.as_dict(), run_dir, log_file, trial_resources(tuning)["cpus"], after_eval=report)
         except optuna.TrialPruned as e:
             return {"state": "pruned", "error": str(e)}
         except TrialLost as e:

@@ -50,6 +50,7 @@ class RunConfig(Mapping[str, Any]):
     max_episode_steps: int | None
     reward_weights: dict[str, float] | None
     n_envs: int
+    vec_env: str  # auto, dummy or subproc: as given (training resolves auto: lattice.experiments.training)
     normalize: dict[str, Any] | bool  # False, or VecNormalize's keywords
     seed: int
     timesteps: int
