@@ -116,6 +116,8 @@ class _LatticeGaussian:
         if self.alpha == 0.0:  # Σ = t I: no latent term, any orthonormal basis will do
             n = W.shape[0]
             return W.new_zeros(n), th.eye(n, dtype=W.dtype, device=W.device)
+        if th.compiler.is_compiling():  # traced by torch.compile: no cache (th.equal reads values, a graph break)
+            return gram_eigh(W)
         cached = self._eig_cache
         # Compared by value (n·d entries, cheap next to eigh): a version counter misses writes through .data.
         if cached is None or cached[0].shape != W.shape or cached[0].dtype != W.dtype or not th.equal(cached[0], W):

@@ -154,9 +154,11 @@ def _chunks(n_sigma: int, n: int, max_size: int) -> list[slice]:
 
 def _use_kernel(sigma_t: th.Tensor) -> bool:
     """Whether the packed triangles ``sigma_t`` go through the batched CPU kernel of ``lattice.spd`` (else LAPACK or
-    the accelerator's solver, through torch; also on a CPU without numba)."""
+    the accelerator's solver, through torch; also on a CPU without numba, and while torch.compile traces, which
+    cannot trace into numba)."""
     return (
-        sigma_t.device.type == "cpu"
+        not th.compiler.is_compiling()
+        and sigma_t.device.type == "cpu"
         and sigma_t.dtype in (th.float32, th.float64)
         and sigma_t.shape[1] > 1
         and spd.available()
@@ -382,7 +384,13 @@ def _scalar_lowrank_forward(
     # In the eigenbasis of WWᵀ every Σ_b is diagonal: D_b = α² s_b λ + t_b.
     D = alpha**2 * s * lam + t  # (n_sigma, n)
     logdet = D.log().sum(-1)  # finite exactly when every D is positive and finite: one cheap check
-    if not bool(th.isfinite(logdet).all()):
+    if th.compiler.is_compiling():
+        # Traced by torch.compile, where reading a value is a graph break: D = 0 is jittered without a branch (the same
+        # D elsewhere), and NaN/inf pass on instead of raising.
+        scale = _jitter_scale(D.mean(-1, keepdim=True))
+        D = th.where((D > 0).all(-1, keepdim=True), D, D + JITTERS[0] * scale)
+        logdet = D.log().sum(-1)
+    elif not bool(th.isfinite(logdet).all()):
         _check_finite(D, "eigenvalues")
         # D = 0: only possible with t = 0 (x = 0 and std_reg = 0) on a rank-deficient WWᵀ; jitter as Cholesky does.
         scale = _jitter_scale(D.mean(-1, keepdim=True))

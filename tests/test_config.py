@@ -18,6 +18,7 @@ from lattice.experiments.config import (
     resolve_config,
     task_names,
 )
+from lattice.experiments.training import build_model
 
 pytestmark = pytest.mark.fast
 
@@ -139,6 +140,23 @@ def test_algo_kwargs_wire_the_noise_and_import_classes():
     assert kw["policy_kwargs"]["optimizer_class"] is th.optim.Adam and kw["policy_kwargs"]["std_clip"] == (0.001, 1.0)
     kw = algo_kwargs(resolve_config("ppo", "lattice_iid", "elbow"))
     assert kw["use_sde"] is False and "sde_sample_freq" not in kw
+
+
+def test_ppo_updates_with_fused_adam_unless_the_config_chooses_the_optimizer():
+    """PPO's default optimizer keywords are SB3's (eps 1e-5) with torch's fused Adam, and the model trains with
+    it; keywords or an optimizer of the config's own are left as they are; SAC keeps SB3's Adam."""
+    kw = algo_kwargs(resolve_config("ppo", "lattice", "elbow"))
+    assert kw["policy_kwargs"]["optimizer_kwargs"] == {"eps": 1e-5, "fused": True}
+    model = build_model(resolve_config("ppo", "lattice", "Pendulum-v1", overrides={"device": "cpu"}), "Pendulum-v1")
+    assert model.policy.optimizer.defaults["fused"] is True and model.policy.optimizer.defaults["eps"] == 1e-5
+    own = ["policy_kwargs.optimizer_kwargs.eps=1e-5"]
+    assert algo_kwargs(resolve_config("ppo", "lattice", "elbow", hyperparams=own))["policy_kwargs"][
+        "optimizer_kwargs"
+    ] == {"eps": 1e-5}
+    rmsprop = ["policy_kwargs.optimizer_class=RMSprop"]
+    kw = algo_kwargs(resolve_config("ppo", "isotropic", "elbow", hyperparams=rmsprop))
+    assert kw["policy_kwargs"]["optimizer_kwargs"] is None
+    assert algo_kwargs(resolve_config("sac", "lattice", "ant"))["policy_kwargs"]["optimizer_kwargs"] is None
 
 
 @pytest.mark.parametrize(

@@ -446,3 +446,24 @@ def test_policy_level_save_load_keeps_settings(algo: str, tmp_path: Path) -> Non
     assert (dist.alpha, dist.std_clip, dist.std_reg, dist.full_std) == (0.5, (1e-3, 10.0), 0.01, False)
     for key, value in model.policy.state_dict().items():
         th.testing.assert_close(loaded.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("full_std", [False, True])
+def test_lattice_evaluate_actions_compiles_into_one_graph_with_the_eager_values(full_std: bool) -> None:
+    """With full_std=False (the paper's PPO setting) torch.compile traces PPO's evaluation path whole (no graph break:
+    the eigendecomposition cache and the finite check step aside while compiling); with full_std=True it breaks at
+    the factorisation's checks. Either way the compiled log-probabilities, entropy and values are the eager ones."""
+    th.manual_seed(0)
+    model = PPO(
+        LatticeActorCriticPolicy, ENV_ID, use_sde=True, policy_kwargs=dict(net_arch=[32, 32], full_std=full_std)
+    )
+    policy = model.policy
+    obs = th.randn(8, *model.observation_space.shape)
+    actions = th.randn(8, *model.action_space.shape)
+    th._dynamo.reset()
+    explained = th._dynamo.explain(policy.evaluate_actions)(obs, actions)
+    if not full_std:
+        assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+    compiled = th.compile(policy.evaluate_actions, backend="aot_eager", fullgraph=not full_std)
+    for got, expected in zip(compiled(obs, actions), policy.evaluate_actions(obs, actions), strict=True):
+        th.testing.assert_close(got, expected)
