@@ -14,6 +14,7 @@ import pytest
 import torch as th
 from sb3_contrib import TQC, RecurrentPPO
 from stable_baselines3 import A2C, PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 import lattice
@@ -352,22 +353,39 @@ def test_same_seed_same_training_result(algo: str) -> None:
 @pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo", "a2c"])
 def test_lattice_trains_as_the_plain_matrix_path_where_each_draw_serves_several_steps(algo: str) -> None:
     """Redrawn every 4 steps, each draw is matrices, drawn as the plain path (``fresh_draws = False``) draws them:
-    the same seed gives the same parameters. Redrawn every step, the draws come from their marginal (no matrices)."""
+    the same seed gives the same parameters. Redrawn every step, the draws come from their marginal: at the end of
+    each rollout but the first, the last step's draw has no matrices."""
     cls, policy = ALGOS[algo]
 
-    def train(period: int, fresh: bool) -> tuple[dict[str, th.Tensor], LatticeNoiseDistribution]:
+    class LastDraws(BaseCallback):
+        """Whether the last draw of each rollout was a marginal one (before ``train``, which may redraw)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.marginal: list[bool] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            dist = action_dist(self.model)
+            self.marginal.append(dist._env_mats is None and dist._fresh is not None)
+
+    def train(period: int, fresh: bool) -> tuple[dict[str, th.Tensor], list[bool]]:
         env = make_vec_env(ENV_ID, n_envs=2, seed=3)
         kwargs = dict(sde_sample_freq=period, seed=3, device="cpu", policy_kwargs=dict(net_arch=[32, 32]))
         model = cls(policy, env, use_sde=True, **kwargs, **small_kwargs(algo))
         action_dist(model).fresh_draws = fresh
-        model.learn(96)
-        return {k: v.clone() for k, v in model.policy.state_dict().items()}, action_dist(model)
+        last_draws = LastDraws()
+        model.learn(96, callback=last_draws)
+        return {k: v.clone() for k, v in model.policy.state_dict().items()}, last_draws.marginal
 
-    (fresh, _), (plain, _) = train(4, True), train(4, False)
+    (fresh, marginal), (plain, _) = train(4, True), train(4, False)
     for key in plain:
         th.testing.assert_close(fresh[key], plain[key], rtol=0, atol=0, msg=key)
-    _, dist = train(1, True)
-    assert dist._env_mats is None and dist._fresh is not None  # the last step's draw: d + n normals per env
+    assert not any(marginal)
+    _, marginal = train(1, True)
+    assert len(marginal) >= 2 and all(marginal)  # each rollout's last step: d + n normals per env
 
 
 @pytest.mark.fast
