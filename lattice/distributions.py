@@ -364,13 +364,12 @@ class LatticeNoiseDistribution(_LatticeGaussian, StateDependentNoiseDistribution
         drawn = self._draw(self._weights_batch_size) if per_env else self._draw()
         P_x, P_a = drawn[0].to(x), drawn[1].to(x)
         eps = None if drawn[2] is None else drawn[2].to(x)
+        u, v = self._variances(x)  # xᵀ D_k x for every column k (+ std_reg² for the action noise)
         if not per_env:  # one shared draw, given for one row
-            x, y_x, y_a = x[0], y_x[0], y_a[0]
+            x, y_x, y_a, u, v = x[0], y_x[0], y_a[0], u[0], v[0]
         var_x, var_a = self._split_std(self._weights_std.to(x).square())  # (d, d | 1), (d, n | 1)
         column = x.unsqueeze(-1)  # x as a column, (..., d, 1)
         gain_x, gain_a = var_x * column, var_a * column  # D_k x for every column k
-        u = (gain_x * column).sum(-2)  # xᵀ D_k x, (..., d | 1)
-        v = (gain_a * column).sum(-2) + self.std_reg**2
         # A zero variance (x = 0, no std_reg) means the value is certain and y = y' exactly: no correction.
         tiny = th.finfo(x.dtype).tiny
         shift_x = (y_x - (column * P_x).sum(-2)) / u.clamp_min(tiny)
