@@ -74,10 +74,10 @@ def test_every_algo_and_noise_leaves_a_complete_run_folder(algo, noise, tmp_path
     if noise == "pink":  # one noise sequence per episode: the run's episode length
         assert config["hyperparams"]["policy_kwargs"]["noise_horizon"] == 20
     evaluations = np.load(run_dir / "evaluations.npz")
-    assert evaluations["timesteps"].tolist() == [64, 128]
-    assert evaluations["results"].shape == (2, 2) and np.isfinite(evaluations["results"]).all()
+    assert evaluations["timesteps"].tolist() == [0, 64, 128]
+    assert evaluations["results"].shape == (3, 2) and np.isfinite(evaluations["results"]).all()
     for key in ("successes", "ep_effort", "ep_act_sq", "ep_action_sq"):
-        assert evaluations[key].shape == (2, 2), key
+        assert evaluations[key].shape == (3, 2), key
     monitor = pd.read_csv(run_dir / "0.monitor.csv", skiprows=1)
     assert list(monitor.columns) == ["r", "l", "t", "ep_effort", "ep_act_sq", "ep_action_sq", "is_success", "diverged"]
     assert not monitor["diverged"].any()  # the elbow's simulation never diverges
@@ -165,7 +165,7 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     progress_before = (run_dir / "progress.csv").read_text()
     monitor_before = (run_dir / "0.monitor.csv").read_text()
     evaluations_before = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
-    assert evaluations_before[:2] == [200, 400]  # the evaluation at 400 is of a policy the kill lost
+    assert evaluations_before[:3] == [0, 200, 400]  # the evaluation at 400 is of a policy the kill lost
 
     result = cli(RUN, "--resume", str(run_dir), "--no-progress-bar", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -176,7 +176,7 @@ def test_resume_after_sigkill_continues_steps_and_logs(tmp_path):
     steps = summary["timesteps"]
     assert 1200 <= steps < 1208 and summary["final_eval"]["timesteps"] == steps
     evaluations = np.load(run_dir / "evaluations.npz")["timesteps"].tolist()
-    assert evaluations == [*range(200, 1001, 200), steps]  # one curve on one grid, each step once
+    assert evaluations == [*range(0, 1001, 200), steps]  # one curve on one grid, each step once
     # Evaluations after the checkpoint (of a policy that is gone) were moved aside, not lost.
     assert np.load(run_dir / "evaluations_before_resume_1.npz")["timesteps"].tolist() == evaluations_before
     # Nothing logged before the kill is lost: the logs continue after it.
@@ -243,7 +243,7 @@ def test_ppo_interrupted_and_resumed_ends_where_an_uninterrupted_run_does(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     summary = load_yaml(run_dir / "summary.yml")
     assert summary["timesteps"] == 1280 and summary["final_eval"]["timesteps"] == 1280
-    assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [*range(200, 1201, 200), 1280]
+    assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [*range(0, 1201, 200), 1280]
     assert {640, 960, 1216} <= set(saved()) and all(steps % 64 == 0 for steps in saved()), saved()
 
 

@@ -169,8 +169,8 @@ def test_the_final_evaluation_runs_once(rounded_up_run) -> None:
 
     run_dir, summary, out, end = rounded_up_run
     evaluated = [int(line.split()[1].replace(",", "")) for line in out.splitlines() if line.startswith("eval ")]
-    assert evaluated == [50, end], out  # not 100 and then the end: the final policy is evaluated once
-    assert RunDir(run_dir).evaluations()["timesteps"].tolist() == [50, end]
+    assert evaluated == [0, 50, end], out  # not 100 and then the end: the final policy is evaluated once
+    assert RunDir(run_dir).evaluations()["timesteps"].tolist() == [0, 50, end]
     assert summary["timesteps"] == summary["final_eval"]["timesteps"] == end
 
 

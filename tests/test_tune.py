@@ -52,6 +52,7 @@ TINY = {
         "policy_kwargs.noise_exponent": {"low": 0.0, "high": 2.0, "noises": ["pink"]},
     },
     "retries": 0,
+    "fresh_seeds": {"count": 5, "settings": {"timesteps": 640}},  # the seeds.yaml runs: twice the trials' budget
 }
 
 
@@ -139,6 +140,7 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
     seeds = load_yaml(folder / "seeds.yaml")
     trials = expand(seeds, folder)  # the tuned configs over seeds the tuning did not use
     assert sorted({c["seed"] for c in trials.values()}) == [1, 2, 3, 4, 5]
+    assert {c["timesteps"] for c in trials.values()} == {640}  # fresh_seeds.settings over the tuning's
     assert {c["noise"] for c in trials.values()} == {"isotropic", "pink"}
     for name in ("history.png", "importance.png", "best.md"):
         assert (folder / name).stat().st_size > 0, name
@@ -263,6 +265,9 @@ BAD_FILES = [
     ({"heartbeat": {"interval": 5, "grace": 5}}, "heartbeat.grace must be longer than heartbeat.interval"),
     ({"heartbeat": {"interval": 0}}, "heartbeat.interval must be an integer >= 1, got 0"),
     ({"heartbeat": {"beat": 1}}, "Unknown heartbeat setting 'beat'; valid: interval, grace"),
+    ({"fresh_seeds": {"count": 0}}, "fresh_seeds.count must be an integer >= 1, got 0"),
+    ({"fresh_seeds": [1, 2]}, "fresh_seeds must be a mapping with count and settings"),
+    ({"fresh_seeds": {"settings": {"timesteps": -5}}}, "timesteps"),
 ]
 
 

@@ -177,9 +177,10 @@ class EnergyEvalCallback(EvalCallback):
 
     :param eval_env: The evaluation env (its own seed; a frozen VecNormalize when training normalises).
     :param run: The run folder: ``evaluations.npz``, ``best_model.zip`` and ``best_vecnormalize.pkl`` go there.
-    :param eval_freq: Evaluate each time the step count passes a multiple of ``eval_freq`` (all envs together),
-        so a resumed run keeps the same grid of evaluation steps; a multiple reached at or past the budget is left to
-        the final evaluation (``evaluate()`` once training ends), so the last policy is evaluated once.
+    :param eval_freq: Evaluate at step 0 (a new run's untrained policy), then each time the step count passes a
+        multiple of ``eval_freq`` (all envs together), so a resumed run keeps the same grid of evaluation steps; a
+        multiple reached at or past the budget is left to the final evaluation (``evaluate()`` once training ends),
+        so the last policy is evaluated once.
     :param n_eval_episodes: Episodes per evaluation.
     :param env_id: The env's id: each new best model is also published under rl-baselines3-zoo's names for it
         (None: not).
@@ -235,6 +236,10 @@ class EnergyEvalCallback(EvalCallback):
         self._start_time, self._start_steps = time.time(), self.model.num_timesteps
         self._grid.start(self.model.num_timesteps)
         self._total = int(self.locals["total_timesteps"])
+        if self.model.num_timesteps == 0 and not self.evaluations_timesteps:
+            # The untrained policy too: every curve starts from where its setting began, so a reader can tell a
+            # policy that learned to spend less energy from one that moved little from the start.
+            self.evaluate()
 
     def _on_step(self) -> bool:
         if not self._grid.due(self.num_timesteps):
@@ -271,9 +276,9 @@ class EnergyEvalCallback(EvalCallback):
         for key, values in episodes.energy.items():
             self.logger.record(f"eval/{key}", float(np.mean(values)))
         line = f"eval {self.num_timesteps:>10,d} steps | {episodes.line()}"
-        elapsed = time.time() - self._start_time
-        speed = (self.num_timesteps - self._start_steps) / max(elapsed, 1e-9)
-        line += f" | {speed:,.0f} steps/s"
+        if self.num_timesteps > self._start_steps:
+            speed = (self.num_timesteps - self._start_steps) / max(time.time() - self._start_time, 1e-9)
+            line += f" | {speed:,.0f} steps/s"
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
         if self.verbose:

@@ -18,8 +18,8 @@ trial is failed and retried as a new trial that resumes from its run folder's la
 
 Written into the study folder: ``study.db`` (the studies), ``trials.csv``, ``best.md``,
 ``best/<algo>_<noise>_<env>.yml`` (the best settings per noise, as a config ``lattice-train --config`` takes),
-``seeds.yaml`` (a sweep of the tuned configs over 5 seeds other than the tuning seed), ``history.png`` and
-``importance.png`` (``plots``).
+``seeds.yaml`` (a sweep of the tuned configs over ``fresh_seeds.count`` seeds other than the tuning seed, with
+``fresh_seeds.settings``), ``history.png`` and ``importance.png`` (``plots``).
 """
 
 from __future__ import annotations
@@ -61,8 +61,6 @@ from lattice.experiments.tune_file import (
     trial_config,
 )
 from lattice.experiments.validate import RunConfig
-
-SEEDS_AFTER_TUNING = 5  # seeds of the generated sweep of the tuned configs
 
 
 class TrialLost(Exception):
@@ -380,8 +378,11 @@ def write_outputs(tuning: dict[str, Any], folder: Path, url: str) -> pd.DataFram
     lines += ["", f"Best configs: `best/` (`lattice-train --config {folder}/best/<file>`)."]
     rundir.atomic_write_text(folder / "best.md", "\n".join(lines) + "\n")
     if configs:
-        seeds = list(range(tuning["seed"] + 1, tuning["seed"] + 1 + SEEDS_AFTER_TUNING))
-        sweep = {"name": f"{folder.name}_seeds", "grid": {"config": configs, "seed": seeds}}
+        fresh = tuning["fresh_seeds"]
+        seeds = list(range(tuning["seed"] + 1, tuning["seed"] + 1 + fresh["count"]))
+        sweep: dict[str, Any] = {"name": f"{folder.name}_seeds", "grid": {"config": configs, "seed": seeds}}
+        if fresh["settings"]:
+            sweep["settings"] = fresh["settings"]
         for key in ("resources", "retries", "slurm"):
             if key in tuning:
                 sweep[key] = tuning[key]

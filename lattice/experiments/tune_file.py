@@ -19,6 +19,8 @@ config of each trial, all checked before anything runs (the driver: ``tune``)::
       policy_kwargs.alpha: {low: 0.1, high: 2.0, noises: [lattice]}
       policy_kwargs.noise_exponent: {low: 0.0, high: 2.0, noises: [pink]}
     resources: {cpus: 1}              # as in sweeps, and so are retries: and slurm:
+    fresh_seeds: {count: 5, settings: {timesteps: 60000}}   # seeds.yaml: the best configs over new seeds, and
+                                      # settings over the tuning's (e.g. a longer budget than the trials had)
 
 A search entry is ``{low, high[, log, step]}`` (integers when its bounds and step are: ``IntDistribution``) or
 ``{choices}`` (stored in the studies as their YAML text), and applies to the noises of its ``noises:`` list (default:
@@ -55,9 +57,11 @@ TUNE_KEYS = (
     "resources",
     "retries",
     "slurm",
+    "fresh_seeds",
 )
 SPACE_KEYS = ("low", "high", "log", "step", "choices", "noises")
 HEARTBEAT = {"interval": 10, "grace": 60}  # seconds (see ``studies``)
+SEEDS_AFTER_TUNING = 5  # default fresh_seeds.count: seeds of the generated sweep of the tuned configs
 
 
 def load_tuning(path: Path) -> dict[str, Any]:
@@ -95,6 +99,7 @@ def load_tuning(path: Path) -> dict[str, Any]:
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"{name}.{key} must be an integer >= {minimum}, got {value!r}")
         tuning[name] = {**block_defaults, **given}
+    tuning["fresh_seeds"] = _fresh_seeds(tuning.get("fresh_seeds"))
     if tuning["heartbeat"]["grace"] <= tuning["heartbeat"]["interval"]:
         beats = tuning["heartbeat"]
         raise ConfigError(
@@ -112,7 +117,22 @@ def load_tuning(path: Path) -> dict[str, Any]:
             raise ConfigError(f"search: {e}") from None
         for point in _corners(tuning["search"], noise):
             trial_config(tuning, noise, point)  # raises ConfigError naming the bad setting
+            trial_config(tuning, noise, point, tuning["fresh_seeds"]["settings"])  # and as seeds.yaml runs it
     return tuning
+
+
+def _fresh_seeds(given: Any) -> dict[str, Any]:
+    """The ``fresh_seeds`` block: how many seeds the tuned configs are run over afterwards (``seeds.yaml``), and
+    settings over the tuning's for those runs (a budget longer than the trials', say)."""
+    if not isinstance(given, (dict, type(None))) or set(given or {}) - {"count", "settings"}:
+        raise ConfigError(f"fresh_seeds must be a mapping with count and settings, got {given!r}")
+    block = {"count": SEEDS_AFTER_TUNING, "settings": {}, **(given or {})}
+    count = block["count"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"fresh_seeds.count must be an integer >= 1, got {count!r}")
+    if not isinstance(block["settings"], dict):
+        raise ConfigError(f"fresh_seeds.settings must be a mapping of run settings, got {block['settings']!r}")
+    return block
 
 
 def _check_space(key: str, entry: Any, noises: list[str]) -> dict[str, Any]:
@@ -184,12 +204,22 @@ def distributions(search: dict[str, dict[str, Any]], noise: str) -> dict[str, An
     return out
 
 
-def trial_config(tuning: dict[str, Any], noise: str, params: dict[str, Any]) -> RunConfig:
-    """The resolved config of a trial: the tuning's settings, then the trial's sampled values."""
+def trial_config(
+    tuning: dict[str, Any], noise: str, params: dict[str, Any], after: dict[str, Any] | None = None
+) -> RunConfig:
+    """The resolved config of a trial: the tuning's settings, then the trial's sampled values.
+
+    :param after: Settings applied last (``fresh_seeds.settings``: how ``seeds.yaml`` runs the config).
+    """
     settings = [f"{k}={as_text(v)}" for k, v in (tuning.get("settings") or {}).items()]
     sampled = [f"{k}={v if isinstance(v, str) else as_text(v)}" for k, v in params.items()]
+    later = [f"{k}={as_text(v)}" for k, v in (after or {}).items()]
     return resolve_run_config(
-        tuning["algo"], noise, tuning["env"], overrides={"seed": tuning["seed"]}, hyperparams=settings + sampled
+        tuning["algo"],
+        noise,
+        tuning["env"],
+        overrides={"seed": tuning["seed"]},
+        hyperparams=settings + sampled + later,
     )
 
 
