@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -32,6 +32,9 @@ from lattice.experiments import checkpoints, rundir
 from lattice.experiments.process import pending_stop
 from lattice.experiments.rundir import RunDir, atomic_savez, atomic_write_text, temporary
 from lattice.experiments.zoo import publish_zoo_view
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.type_aliases import PolicyPredictor
 
 KEPT_REPLAY_BUFFERS = 2  # the newest checkpoint's, and the one before it in case the newest cannot be read
 
@@ -61,9 +64,13 @@ class Episodes:
         return text
 
 
-def evaluate_episodes(model: BaseAlgorithm, env: VecEnv, n_episodes: int, deterministic: bool = True) -> Episodes:
+def evaluate_episodes(
+    model: BaseAlgorithm | PolicyPredictor, env: VecEnv, n_episodes: int, deterministic: bool = True
+) -> Episodes:
     """Run ``n_episodes`` episodes of ``model`` on ``env`` (SB3's ``evaluate_policy``) and collect, from the
     ``info`` of each episode's last step, its success and energy (written there by ``lattice.envs.EpisodeEnergy``).
+
+    :param model: A model, or anything with its ``predict`` (e.g. ``chance.ChancePolicy``).
     """
     successes: list[bool] = []
     energy: dict[str, list[float]] = {}

@@ -1,6 +1,6 @@
 """Nested settings by dotted key, as ``--hyperparams`` names them (``hyperparams.policy_kwargs.alpha``): the one
-flattener of configs (reports tell runs apart by it; resumes and sweeps say which settings changed), the
-``key=value`` text of a value, and the differences of two configs."""
+flattener of configs (reports tell runs apart by it; resumes and sweeps say which settings changed) and its
+inverse, the ``key=value`` text of a value, and the differences of two configs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys back to nested settings: the inverse of ``flatten`` (``{"a.b": 1}`` → ``{"a": {"b": 1}}``)."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, last = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return nested
 
 
 def as_text(value: Any) -> str:
