@@ -145,8 +145,25 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
     for name in ("history.png", "importance.png", "best.md"):
         assert (folder / name).stat().st_size > 0, name
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ENV)
+    written = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.parent == folder}
+    again = subprocess.run(
+        [*command, "--out", str(tmp_path / "results")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert again.returncode == 0 and "all 3 trials per noise are done" in again.stdout
+    # The same studies give the same outputs, byte for byte, in the study folder and in --out (a results folder).
+    outputs = ["trials.csv", "seeds.yaml", "history.png", "importance.png", "best.md"]
+    for name in outputs:
+        assert (folder / name).read_bytes() == written[Path(name)], name
+        if name != "best.md":  # which names where the best configs are
+            assert (tmp_path / "results" / name).read_bytes() == written[Path(name)], name
+    assert sorted(p.name for p in (tmp_path / "results" / "best").iterdir()) == sorted(
+        p.name for p in (folder / "best").iterdir()
+    )
 
 
 def test_trials_below_the_median_are_pruned_after_the_warm_up(tmp_path):
@@ -171,7 +188,7 @@ def test_trials_below_the_median_are_pruned_after_the_warm_up(tmp_path):
     trials = studies(folder)[name]
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "PRUNED"]
     for trial in trials[1:]:
-        assert sorted(trial.intermediate_values) == [64, 128]  # not pruned during the warm-up
+        assert sorted(trial.intermediate_values) == [0, 64, 128]  # not pruned during the warm-up
         run = folder / "trials" / "isotropic" / f"{trial.number:03d}"
         error = (run / "error.txt").read_text()
         assert "TrialPruned" in error and "pruned at 128 steps" in error
@@ -394,8 +411,9 @@ def test_lattice_tune_on_postgresql_two_workers_report_at_once_and_a_killed_work
         proc = subprocess.Popen(command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=out, stderr=out)
     try:
         name = "pg_tune/ppo_isotropic_myoElbowPose1D6MRandom-v0"
-        # The first trial of a study is never pruned: kill its worker after 2 reports (a checkpoint at 64 steps).
-        wait_for(lambda: len(all_studies(postgres_url)[name][0].intermediate_values) >= 2, 180, "2 reports", proc)
+        # The first trial of a study is never pruned: kill its worker after 3 reports, at steps 0, 64 and 128 (a
+        # checkpoint at 64 steps).
+        wait_for(lambda: len(all_studies(postgres_url)[name][0].intermediate_values) >= 3, 180, "3 reports", proc)
         run = folder / "trials" / "isotropic" / "000"
         pid = holder_pid(run)
         assert pid != proc.pid
@@ -474,7 +492,7 @@ def test_a_trial_whose_holder_is_killed_is_failed_after_the_grace_period_and_ret
         )
         assert holder.stdout is not None
         lost = int(holder.stdout.readline())
-        wait_for(lambda: len(all_studies(postgres_url)[name][lost].intermediate_values) >= 2, 120, "2 reports", proc)
+        wait_for(lambda: len(all_studies(postgres_url)[name][lost].intermediate_values) >= 3, 120, "3 reports", proc)
         os.killpg(holder.pid, signal.SIGKILL)
         killed = time.time()
         holder.wait()
@@ -503,7 +521,7 @@ def test_a_trial_whose_holder_is_killed_is_failed_after_the_grace_period_and_ret
     assert not (folder / "trials" / "isotropic" / f"{retry.number:03d}").exists()
     assert {t.state.name for t in trials if t.number != lost} <= {"COMPLETE", "PRUNED"}
     table = pd.read_csv(folder / "trials.csv").set_index("trial")
-    assert table.loc[lost, "state"] == "lost" and table.loc[retry.number, "run"] == str(run)
+    assert table.loc[lost, "state"] == "lost" and table.loc[retry.number, "run"] == str(run.relative_to(folder))
 
 
 @pytest.mark.slow
@@ -523,7 +541,7 @@ def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial
         # The test reads the study only once the tuning has created it: two processes creating one SQLite schema at
         # once fail ("table ... already exists").
         wait_for(lambda: "tuning lost_restart:" in (tmp_path / "out.txt").read_text(), 180, "the studies", proc)
-        wait_for(lambda: len(studies(folder)[name][0].intermediate_values) >= 2, 180, "2 reports", proc)
+        wait_for(lambda: len(studies(folder)[name][0].intermediate_values) >= 3, 180, "3 reports", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the tuning and its Dask workers
         proc.wait()
@@ -539,13 +557,13 @@ def test_a_killed_tuning_restarted_after_the_grace_period_retries_its_lost_trial
     assert f"lost: {name} trial 0 | no heartbeat for 3 s: retried as trial 1" in result.stdout
     assert trials[0].datetime_complete.timestamp() - killed >= 3
     assert retry.intermediate_values.items() >= trials[0].intermediate_values.items()
-    assert sorted(retry.intermediate_values) == [64, 128, 192, 256, 320]
+    assert sorted(retry.intermediate_values) == [0, 64, 128, 192, 256, 320]
     assert len((folder / "trials" / "isotropic" / "000" / "command.txt").read_text().splitlines()) == 2
     assert not (folder / "trials" / "isotropic" / "001").exists()
     assert trials[2].state.name in ("COMPLETE", "PRUNED") and "failed_trial" not in trials[2].system_attrs
     table = pd.read_csv(folder / "trials.csv")
     assert table["state"].tolist()[:2] == ["lost", "complete"]
-    assert table["run"].tolist()[:2] == [str(folder / "trials" / "isotropic" / "000")] * 2
+    assert table["run"].tolist()[:2] == [str(Path("trials") / "isotropic" / "000")] * 2
 
 
 @pytest.mark.fast

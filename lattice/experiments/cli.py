@@ -242,7 +242,9 @@ Examples:
 Then: lattice-sweep --config LOG_DIR/<name>/seeds.yaml   (the tuned configs over new seeds)
       lattice-plot LOG_DIR/<name>_seeds                    (curves and final values with 95% intervals)
 Writes into LOG_DIR/<name>/: study.db, trials.csv, best.md, best/<algo>_<noise>_<env>.yml (for --config),
-seeds.yaml, history.png, importance.png; each trial is a run folder in trials/<noise>/<number>/.
+seeds.yaml, history.png, importance.png; each trial is a run folder in trials/<noise>/<number>/. With --out,
+those outputs (not the studies or trials) go there too, e.g. a results folder to commit:
+      lattice-tune --config elbow_ppo --out results/tuned/elbow/tuning
 Exit code: 0 when done, 1 when some trials failed, 2 on a bad tuning file, 3 when no worker joined for
 slurm.worker_wait, 130 on Ctrl-C and 143 on SIGTERM (the running trials save a checkpoint first).
 """
@@ -258,6 +260,7 @@ def tune_main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--log-dir", type=Path, default=Path("logs/tune"), help="studies go to LOG_DIR/<name>/")
     p.add_argument("--storage", help="RDB URL of the studies (default: SQLite in the study folder)")
+    p.add_argument("--out", type=Path, help="also write the outputs (not the studies or trials) into this folder")
     _add_cluster_arguments(p)
     args = p.parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent <= 0:
@@ -275,7 +278,9 @@ def tune_main(argv: list[str] | None = None) -> int:
         return fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
     try:
         with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the tuning as Ctrl-C does
-            table = run_tuning(path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage)
+            table = run_tuning(
+                path, args.log_dir, args.max_concurrent, args.scheduler, args.slurm, args.storage, args.out
+            )
     except UsageError as e:
         return fail(e)
     except (SweepStopped, NoWorkers, KeyboardInterrupt) as e:

@@ -266,9 +266,10 @@ class TrialWatch(Heartbeat):
         return False
 
 
-def trials_table(studies: dict[str, Any], folder: Path) -> pd.DataFrame:
-    """One row per trial: noise, number, state, objective (pruned: its last report), steps, settings, folder. A
-    trial lost (no heartbeat for the grace period) and retried is ``lost``, not ``fail``: its retry is a row too."""
+def trials_table(studies: dict[str, Any]) -> pd.DataFrame:
+    """One row per trial: noise, number, state, objective (pruned: its last report), steps, settings, and its run
+    folder relative to the study folder (so that the table reads the same wherever the study folder is). A trial
+    lost (no heartbeat for the grace period) and retried is ``lost``, not ``fail``: its retry is a row too."""
     rows = []
     for noise, study in studies.items():
         trials = study.trials
@@ -278,7 +279,7 @@ def trials_table(studies: dict[str, Any], folder: Path) -> pd.DataFrame:
             value = t.value if t.value is not None else t.intermediate_values.get(steps)
             state = "lost" if t.number in lost else t.state.name.lower()
             row = {"noise": noise, "trial": t.number, "state": state, "objective": value}
-            row |= {"steps": steps, **t.params, "run": str(folder / "trials" / noise / f"{run_number(t):03d}")}
+            row |= {"steps": steps, **t.params, "run": str(Path("trials") / noise / f"{run_number(t):03d}")}
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -293,7 +294,9 @@ def importances(studies: dict[str, Any]) -> dict[str, dict[str, float]]:
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         if len(complete) >= 2 and len(complete[0].params) >= 1:
             try:
-                found[noise] = optuna.importance.get_param_importances(study)
+                # fANOVA's forest is random: seeded, so that the same trials give the same figure
+                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+                found[noise] = optuna.importance.get_param_importances(study, evaluator=evaluator)
             except (RuntimeError, ValueError):  # e.g. every complete trial has the same objective
                 continue
     return found

@@ -142,6 +142,7 @@ def run_tuning(
     scheduler: str | None = None,
     slurm: bool = False,
     storage: str | None = None,
+    out: Path | None = None,
 ) -> pd.DataFrame:
     """Run (or continue) a tuning; write its table, best configs, seeds sweep and plots into its study folder.
 
@@ -151,6 +152,7 @@ def run_tuning(
     :param scheduler: Address of an existing Dask scheduler instead.
     :param slurm: Start Dask workers as SLURM jobs (the file's ``slurm:`` block) instead.
     :param storage: An RDB URL for the studies (default: the file's ``storage``, else SQLite in the study folder).
+    :param out: Also write those outputs here (e.g. a results folder to commit; the study folder keeps its own).
     :return: The trials' table.
     """
     tuning = load_tuning(path)
@@ -160,10 +162,12 @@ def run_tuning(
     if slurm:
         slurm_plan(tuning["slurm"])  # its keys and values, before anything is created
     folder = log_dir / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"Cannot create the study folder {folder}: {e.strerror or e}") from None
+    for where, what in ((folder, "the study folder"), (out, "--out")):
+        try:
+            if where is not None:
+                where.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"Cannot create {what} {where}: {e.strerror or e}") from None
     url = storage or tuning.get("storage") or f"sqlite:///{(folder / 'study.db').resolve()}"
     if url.startswith("sqlite") and (scheduler or slurm):
         print(
@@ -176,6 +180,8 @@ def run_tuning(
         recorded = url if url.startswith("sqlite") else "an RDB URL (not recorded: it may hold a password)"
         (folder / "tuning.yml").write_text(yaml.safe_dump({**tuning, "storage": recorded}, sort_keys=False))
         _drive(tuning, folder, url, max_concurrent, scheduler, slurm)
+        if out is not None:
+            write_outputs(tuning, out, url)
         return write_outputs(tuning, folder, url)
 
 
@@ -346,13 +352,14 @@ def _tell(study: Any, trial: Any, future: Any) -> None:
 
 
 def write_outputs(tuning: dict[str, Any], folder: Path, url: str) -> pd.DataFrame:
-    """``trials.csv``, ``best/*.yml``, ``best.md``, ``seeds.yaml``, ``history.png``, ``importance.png`` (``plots``)."""
+    """``trials.csv``, ``best/*.yml``, ``best.md``, ``seeds.yaml``, ``history.png``, ``importance.png`` (``plots``)
+    into ``folder``: the same studies give the same files, byte for byte."""
     studies = open_studies(tuning, url)
-    table = trials_table(studies, folder)
+    table = trials_table(studies)
     rundir.atomic_write_text(folder / "trials.csv", table.to_csv(index=False))
     (folder / "best").mkdir(exist_ok=True)
     lines = [
-        f"# Tuning {folder.name}: {tuning['algo']} on {tuning['env']}, {tuning['trials']} trials per noise",
+        f"# Tuning {tuning['name']}: {tuning['algo']} on {tuning['env']}, {tuning['trials']} trials per noise",
         "",
         f"Objective: mean evaluation return over the last {tuning['objective']['last']} evaluations "
         f"(training seed {tuning['seed']}).",
@@ -380,7 +387,7 @@ def write_outputs(tuning: dict[str, Any], folder: Path, url: str) -> pd.DataFram
     if configs:
         fresh = tuning["fresh_seeds"]
         seeds = list(range(tuning["seed"] + 1, tuning["seed"] + 1 + fresh["count"]))
-        sweep: dict[str, Any] = {"name": f"{folder.name}_seeds", "grid": {"config": configs, "seed": seeds}}
+        sweep: dict[str, Any] = {"name": f"{tuning['name']}_seeds", "grid": {"config": configs, "seed": seeds}}
         if fresh["settings"]:
             sweep["settings"] = fresh["settings"]
         for key in ("resources", "retries", "slurm"):
