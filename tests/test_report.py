@@ -11,28 +11,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import rliable.metrics
 import scipy.stats
 from filelock import FileLock
 from stable_baselines3.common.monitor import Monitor
 
 from lattice.experiments.config import load_yaml
-from lattice.experiments.stats import comparison_table, interval, last_evaluations
+from lattice.experiments.errors import ConfigError
+from lattice.experiments.report import write_report
 from tests.conftest import session_folder
 from tests.helpers import RENDER, ROOT, pen_env, spin_the_pen, tiny_run_args
 
 PLOT = str(ROOT / "experiments" / "plot.py")
 
 
-def bootstrap_interval(values) -> tuple[float, float]:
-    """The 95% percentile-bootstrap interval of the mean of one value per seed, computed here with scipy; seeds that
-    tie (a success rate of 0 in every seed) have no spread: the interval is the value itself."""
+def t_interval(values) -> tuple[float, float]:
+    """The textbook 95% t-interval of the mean of one value per seed, mean ± t₀.₉₇₅,ₙ₋₁ · s / √n, computed here;
+    seeds that tie (a success rate of 0 in every seed) have no spread: the interval is the value itself."""
     values = np.asarray(values, dtype=np.float64)
-    if np.all(values == values[0]):
-        return float(values[0]), float(values[0])
-    ci = scipy.stats.bootstrap(
-        (values,), np.mean, n_resamples=2000, method="percentile", random_state=0
-    ).confidence_interval
-    return float(ci.low), float(ci.high)
+    half = scipy.stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +70,7 @@ def test_report_table_matches_the_runs(runs, tmp_path):
     assert sorted(table["noise"]) == ["isotropic", "lattice"] and (table["seeds"] == 2).all()
     for noise in ("isotropic", "lattice"):
         finals = {"return": [], "effort": [], "success": []}
-        for run_dir in (runs / "ppo").iterdir():
+        for run_dir in sorted((runs / "ppo").iterdir(), key=lambda run: load_yaml(run / "config.yml")["seed"]):
             config = (run_dir / "config.yml").read_text()
             if f"noise: {noise}\n" not in config:
                 continue
@@ -82,15 +80,20 @@ def test_report_table_matches_the_runs(runs, tmp_path):
             finals["success"].append(data["successes"][-1].mean())
         row = table[table["noise"] == noise].iloc[0]
         assert len(finals["return"]) == 2
-        # The seeds' returns differ (the runs are seeded: always), so the bootstrap below is always checked.
+        # The seeds' returns differ (the runs are seeded: always), so the interval below is always a real one.
         assert finals["return"][0] != finals["return"][1]
         for column, values in finals.items():
             assert row[column] == pytest.approx(np.mean(values)), column
-            assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx(bootstrap_interval(values)), column
+            assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx(t_interval(values)), column
+        # Each seed's value beside the aggregate, in seed order (seeds 0, 1).
+        assert row["seed_ids"] == "0 1"
+        returns, successes = (", ".join(f"{v:.{d}f}" for v in finals[c]) for c, d in (("return", 2), ("success", 3)))
         assert (
-            f"| myoElbowPose1D6MRandom-v0 | ppo | {noise} | 2 | 128 | {row['return']:.2f} ["
-            in (out / "final.md").read_text()
+            f"| myoElbowPose1D6MRandom-v0 | ppo | {noise} | 2 | 128 | {row['return']:.2f} [{row['return_low']:.2f}, "
+            f"{row['return_high']:.2f}] | {returns} | {row['success']:.4f} [" in (out / "final.md").read_text()
         )
+        assert f" | {successes} | " in (out / "final.md").read_text()
+    assert "Intervals: the mean over seeds ± t₀.₉₇₅,ₙ₋₁ · s / √n" in (out / "final.md").read_text()
     assert "final.md" in result.stdout
 
 
@@ -105,14 +108,27 @@ def test_comparison_against_the_baseline(runs, tmp_path):
     assert row["return"] == pytest.approx(lattice["return"].mean() - isotropic["return"].mean())
     assert row["effort"] == pytest.approx(lattice["effort"].mean() / isotropic["effort"].mean() - 1.0)
     a, b = lattice["return"].to_numpy(), isotropic["return"].to_numpy()
-    ci = scipy.stats.bootstrap(
-        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=2000, method="percentile", random_state=0
-    ).confidence_interval
-    assert (row["return_low"], row["return_high"]) == pytest.approx((ci.low, ci.high))
+    welch = scipy.stats.ttest_ind(a, b, equal_var=False)  # Welch's interval and p-value of the difference
+    assert (row["return_low"], row["return_high"]) == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert row["return_p"] == pytest.approx(welch.pvalue)
+    # The energy's relative change: Fieller's interval of the ratio of means, each end solving its quadratic.
+    a, b = lattice["effort"].to_numpy(), isotropic["effort"].to_numpy()
+    var_a, var_b = a.var(ddof=1) / 2, b.var(ddof=1) / 2
+    ratio = a.mean() / b.mean()
+    t = scipy.stats.t.ppf(0.975, (var_a + ratio**2 * var_b) ** 2 / (var_a**2 + ratio**4 * var_b**2))
+    for end in (row["effort_low"], row["effort_high"]):
+        if not np.isnan(end):  # 2 seeds: the baseline may not be told apart from 0, then there is no interval
+            assert (a.mean() - (1 + end) * b.mean()) ** 2 == pytest.approx(t**2 * (var_a + (1 + end) ** 2 * var_b))
+    a, b = lattice["return"].to_numpy(), isotropic["return"].to_numpy()
+    assert row["return_poi"] == pytest.approx(rliable.metrics.probability_of_improvement(a[:, None], b[:, None]))
+    assert row["return_poi_low"] <= row["return_poi"] <= row["return_poi_high"]
+    text = (out / "final.md").read_text()
     assert (
-        f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | isotropic | 2 vs 2 | {row['return']:+.2f} ["
-        in (out / "final.md").read_text()
+        f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | isotropic | 2 vs 2 | {row['return']:+.2f} "
+        f"[{row['return_low']:+.2f}, {row['return_high']:+.2f}] p={row['return_p']:.2g} | {row['return_poi']:.2f} ["
+        in text
     )
+    assert "differences of means with Welch's t-interval and p-value" in text
 
 
 def test_unfinished_runs_are_listed_not_compared(runs, tmp_path):
@@ -164,35 +180,6 @@ def test_a_run_stopped_by_an_error_says_why(runs, tmp_path):
         f"- {stopped.name}: no evaluation; stopped at 32 steps: ValueError: Non-finite"
         in (out / "final.md").read_text()
     )
-
-
-@pytest.mark.fast
-def test_interval_mean_and_iqm():
-    values = np.array([0.0, 1.0, 2.0, 3.0, 100.0])
-    mean, low, high = interval(values, "mean")
-    assert mean == pytest.approx(21.2) and low <= mean <= high
-    iqm, low, high = interval(values, "iqm")
-    assert iqm == pytest.approx(2.0) and low <= iqm <= high  # the middle 50%: [1, 2, 3]
-    assert np.isnan(interval(np.array([4.0]))[1])  # one seed: no interval
-
-
-@pytest.mark.fast
-def test_intervals_do_not_depend_on_the_order_of_the_evaluations():
-    """The bootstrap resamples seeds by position: the same runs must give the same intervals however their
-    evaluations arrive (e.g. with other sweeps' runs mixed in)."""
-    rng = np.random.default_rng(0)
-    rows = [
-        {"run": f"{noise}_{seed}", "env": "e", "algo": "ppo", "noise": noise, "timesteps": t, "return": rng.normal()}
-        for noise in ("lattice", "isotropic")
-        for seed in range(5)
-        for t in (100, 200)
-    ]
-    evaluations = pd.DataFrame(rows)
-    expected = comparison_table(last_evaluations(evaluations))
-    assert np.isfinite(expected[["return_low", "return_high"]].to_numpy()).all()
-    for permutation in range(3):
-        shuffled = evaluations.sample(frac=1.0, random_state=permutation)
-        pd.testing.assert_frame_equal(comparison_table(last_evaluations(shuffled)), expected)
 
 
 @pytest.mark.fast
@@ -256,7 +243,8 @@ def test_unfinished_over_runs_never_evaluated_exits_2(runs, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: No evaluated runs under {never} (1 left out)"]
     result = plot(str(tmp_path / "nowhere"))
-    assert result.returncode == 2 and result.stderr.strip() == f"error: no such folder: {tmp_path / 'nowhere'}"
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: no such folder or file: {tmp_path / 'nowhere'}"
 
 
 RENDER_BAD = [
@@ -398,9 +386,10 @@ def test_diverged_is_each_runs_fraction_of_training_episodes_the_guard_ended(run
 
 @pytest.mark.parametrize("windows", [1, 2])
 def test_windows_are_each_runs_mean_over_its_evaluations_in_the_span_then_across_seeds(runs, tmp_path, windows):
-    """--windows N: the steps split into N equal spans ending at the last evaluation (the tiny runs evaluate at 64
-    and 128 steps: one span holds both, two spans one each); per span each run's mean, then the mean across its
-    seeds with the bootstrap interval of those per-run means."""
+    """--windows N: the steps split into N equal spans ending at the last evaluation (the tiny runs evaluate at 0,
+    64 and 128 steps: one span holds all three; of two spans, (0, 64] and step 0 the first, (64, 128] the second);
+    per span each run's mean, then the mean across its seeds with the t-interval of those per-run means, and each
+    seed's mean in seed order."""
     out = tmp_path / "report"
     result = plot(str(runs), "--out", str(out), "--windows", str(windows))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -408,12 +397,12 @@ def test_windows_are_each_runs_mean_over_its_evaluations_in_the_span_then_across
     for noise in ("isotropic", "lattice"):
         per_run: dict[str, list[np.ndarray]] = {"return": [], "effort": [], "success": []}
         with_success = np.zeros(windows, dtype=int)  # evaluations (of any run) in each span with a solved episode
-        for run_dir in (runs / "ppo").iterdir():
+        for run_dir in sorted((runs / "ppo").iterdir(), key=lambda run: load_yaml(run / "config.yml")["seed"]):
             if load_yaml(run_dir / "config.yml")["noise"] != noise:
                 continue
             data = np.load(run_dir / "evaluations.npz")
-            assert data["timesteps"].tolist() == [64, 128]
-            spans = [[0, 1]] if windows == 1 else [[0], [1]]  # evaluation indices in each span
+            assert data["timesteps"].tolist() == [0, 64, 128]
+            spans = [[0, 1, 2]] if windows == 1 else [[0, 1], [2]]  # evaluation indices in each span
             for column, key in (("return", "results"), ("effort", "ep_effort"), ("success", "successes")):
                 means = data[key].mean(axis=1)
                 per_run[column].append(np.array([means[span].mean() for span in spans]))
@@ -421,16 +410,17 @@ def test_windows_are_each_runs_mean_over_its_evaluations_in_the_span_then_across
         rows = table[table["noise"] == noise].sort_values("window")
         assert rows["window"].tolist() == list(range(1, windows + 1))
         assert rows["seeds"].tolist() == [2] * windows
-        assert rows["evaluations"].tolist() == [4 // windows] * windows
+        assert rows["evaluations"].tolist() == ([6] if windows == 1 else [4, 2])  # of 2 runs
         for column, values in per_run.items():
             by_span = np.stack(values)  # runs × spans
             assert rows[column].to_numpy() == pytest.approx(by_span.mean(axis=0)), column
         for span, row in enumerate(rows.itertuples()):
             values = np.stack(per_run["return"])[:, span]
-            assert values[0] != values[1]  # the seeds' returns differ (seeded runs: always), so the bootstrap runs
-            assert (row.return_low, row.return_high) == pytest.approx(bootstrap_interval(values))
+            assert values[0] != values[1]  # the seeds' returns differ (seeded runs: always): a real interval
+            assert (row.return_low, row.return_high) == pytest.approx(t_interval(values))
+            assert row.return_per_seed == " ".join(f"{v:.2f}" for v in values)
         assert rows["with_success"].tolist() == with_success.tolist()
-    steps = "64-128" if windows == 1 else "128-128"
+    steps = "0-128" if windows == 1 else "128-128"
     assert f"| myoElbowPose1D6MRandom-v0 | ppo | lattice | {steps} | 2 | " in (out / "final.md").read_text()
     assert "Learning-curve windows" in (out / "final.md").read_text()
 
@@ -444,3 +434,50 @@ def test_a_negative_number_of_windows_exits_2_before_writing(runs, tmp_path):
     assert not (tmp_path / "report").exists()
     result = plot(str(runs), "--out", str(tmp_path / "report"))
     assert result.returncode == 0 and not (tmp_path / "report" / "windows.csv").exists()
+
+
+COMMITTED = ROOT / "results" / "hand_pen"  # made by: lattice-plot results/hand_pen/evaluations.csv --windows 2 ...
+
+
+@pytest.mark.fast
+def test_a_report_made_again_from_its_evaluations_csv_is_byte_identical(tmp_path):
+    """A committed report's run folders are gone, its evaluations.csv is not: the report made again from it gives
+    the committed tables byte for byte, and two reports give the same figures byte for byte (no date or version
+    in the PNGs)."""
+    reports = []
+    for name in ("first", "second"):
+        written = write_report([COMMITTED / "evaluations.csv"], tmp_path / name, windows=2)
+        reports.append({path.name: path.read_bytes() for path in written})
+    assert reports[0] == reports[1]
+    tables = {"final.md", "final.csv", "comparison.csv", "evaluations.csv", "energy_by_success.csv", "windows.csv"}
+    figures = {"myoHandPenTwirlRandom-v0.png", "myoHandPenTwirlRandom-v0_energy_vs_performance.png"}
+    assert set(reports[0]) == tables | figures
+    for name in tables:
+        assert reports[0][name] == (COMMITTED / name).read_bytes(), name
+    for name in figures:
+        assert b"Matplotlib version" not in reports[0][name]
+
+
+@pytest.mark.fast
+def test_a_bad_evaluations_csv_exits_2_naming_it(tmp_path):
+    """Not a report's evaluations.csv (other columns, binary bytes), or one given with run folders: one line naming
+    the file, before anything is written."""
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)))
+    columns = "timesteps, return, env, algo, noise, seed, run, status"
+    for paths, message in (
+        ([other], f"{other}: not an evaluations.csv of lattice-plot (no column {columns})"),
+        ([binary], f"{binary}: not an evaluations.csv of lattice-plot ("),
+        ([COMMITTED / "evaluations.csv", tmp_path], "evaluations.csv: give run folders, or evaluations.csv files"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            write_report(paths, tmp_path / "report")
+        assert message in str(error.value) and len(str(error.value).splitlines()) == 1
+    result = plot(str(other), "--out", str(tmp_path / "report"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {other}: not an evaluations.csv of lattice-plot (no column {columns})"
+    ]
+    assert not (tmp_path / "report").exists()

@@ -306,23 +306,29 @@ def _packaged(path: Path, kind: str) -> Path:
     return packaged if not path.exists() and path.suffix == "" and packaged.is_file() else path
 
 
-PLOT_HELP = """Reports over run folders (single runs or whole sweeps): curves across seeds, final values with 95%
-intervals.
+PLOT_HELP = """Reports over run folders (single runs or whole sweeps), or again from the evaluations.csv of an earlier
+report: curves across seeds, final values with 95% intervals, each noise against a baseline.
 
 Examples:
     lattice-plot logs/ppo --out reports/elbow
     lattice-plot logs/ppo/myoElbowPose1D6MRandom-v0_1 logs/ppo/myoElbowPose1D6MRandom-v0_2 --statistic iqm
     lattice-plot logs/sweeps/hand_pen --out results/hand_pen --windows 2   # also the first and second half's means
+    lattice-plot results/hand_pen/evaluations.csv --out results/hand_pen --windows 2   # the same, without the runs
+
+Intervals: --statistic mean (default) gives the mean over seeds with Student's t-interval, and against the
+baseline Welch's t-interval and p-value of the difference and Fieller's interval of the energies' ratio; --statistic
+iqm gives the interquartile mean with rliable's stratified bootstrap intervals. Both give the probability of
+improvement over the baseline (rliable's), with its stratified bootstrap interval.
 
 Writes into --out: <env>.png per environment (evaluation return, success and energy vs env steps, one line per
-algorithm x noise with a 95% bootstrap band across seeds; final values as bars with intervals), final.md (a
-markdown table: estimate [95% CI] per metric and the number of seeds, then each noise against --baseline: the
+algorithm x noise with its 95% band across seeds; final values as bars with intervals), final.md (a markdown table:
+estimate [95% CI] and each seed's value per metric, the number of seeds; then each noise against --baseline: the
 difference in return and success, the relative change in energy, with 95% intervals), final.csv, comparison.csv
 and evaluations.csv; with --windows N also windows.csv and its table in final.md (each run's mean over its
 evaluations in each of N equal spans of training, then across seeds with 95% intervals). Only finished runs are
 reported; final.md lists the others (stopped by an error, or still running) with their last evaluation, and
 --unfinished reports them at it. Run folders that cannot be read (an emptied config.yml, a damaged
-evaluations.npz) are skipped and listed. Bad input exits with code 2.
+evaluations.npz) are skipped and listed. The same input gives byte-identical files. Bad input exits with code 2.
 """
 
 
@@ -331,7 +337,12 @@ def plot_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="lattice-plot", description=PLOT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("paths", type=Path, nargs="+", help="run folders, or folders that contain run folders")
+    p.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        help="run folders, or folders that contain run folders; or instead the evaluations.csv of earlier reports",
+    )
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
     p.add_argument("--statistic", choices=["mean", "iqm"], default="mean", help="across seeds (default mean)")
     p.add_argument(
@@ -352,7 +363,7 @@ def plot_main(argv: list[str] | None = None) -> int:
 
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:
-        return fail(f"no such folder: {', '.join(missing)}")
+        return fail(f"no such folder or file: {', '.join(missing)}")
     baseline = args.baseline or "isotropic"
     try:
         written = write_report(

@@ -2,8 +2,9 @@
 files: no pyplot, no process-wide backend, so importing or drawing changes no state of the process.
 
 One run's learning curve and energy; per task, the metrics of many runs against env steps with 95% bands across
-seeds and the final values as bars; energy at matched performance; a tuning's optimisation history and parameter
-importances.
+seeds (the intervals of the report's tables, ``stats.interval``) and the final values as bars; energy at matched
+performance; a tuning's optimisation history and parameter importances. A report's figures carry no date or version
+in their metadata, so the same data give the same bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lattice.experiments.stats import ENERGY_LABELS, METRICS, SUCCESS_BINS, energy_column, interval
+from lattice.experiments.stats import ENERGY_LABELS, INTERVALS, METRICS, SUCCESS_BINS, energy_column, interval
 
 
 def plot_run_curves(
@@ -68,9 +69,17 @@ def plot_run_curves(
     return written
 
 
+def save_report_figure(fig: Figure, path: Path) -> None:
+    """Write a report's figure as PNG without matplotlib's ``Software`` entry (its version), so that the same
+    figure gives the same bytes wherever and whenever it is drawn (Agg writes no date into a PNG)."""
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+
+
 def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, statistic: str = "mean") -> list[Path]:
-    """Per env: one figure of the evaluation metrics vs env steps, a line per algo × noise with its 95% band
-    across seeds (at the steps every seed evaluated), and a bar chart of the final values with intervals."""
+    """Per env: one figure of the evaluation metrics vs env steps, a line per algo × noise (the statistic across
+    seeds, at the steps every seed evaluated) with its 95% band, and a bar chart of the final values (``table``,
+    ``stats.final_table``) with their intervals. Bands and bars are the tables' intervals (``stats.interval``):
+    Student's t-interval of the mean, or the stratified bootstrap interval of the IQM; the captions say which."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     # One colour per algo × noise, the same in every panel and every env's figure.
@@ -107,12 +116,12 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
             err = np.abs(np.stack([estimate - rows[f"{column}_low"], rows[f"{column}_high"] - estimate]))
             bar_colours = [colours[key] for key in zip(rows["algo"], rows["noise"], strict=True)]
             ax.bar(labels, estimate, yerr=np.nan_to_num(err.astype(np.float64)), capsize=4, color=bar_colours)
-            ax.set(ylabel=METRICS[column][1], title=f"final {METRICS[column][1]} (95% CI)")
+            ax.set(ylabel=METRICS[column][1], title=f"final {METRICS[column][1]} ({statistic}, 95% CI)")
             ax.grid(alpha=0.3, axis="y")
-        fig.suptitle(f"{env}: evaluation across seeds")
+        fig.suptitle(f"{env}: evaluation across seeds ({statistic}; bands and bars: {INTERVALS[statistic]})")
         fig.tight_layout()
         path = out / f"{str(env).replace(' ', '_')}.png"
-        fig.savefig(path, dpi=110)
+        save_report_figure(fig, path)
         written.append(path)
     return written
 
@@ -157,7 +166,7 @@ def plot_energy_vs_performance(evaluations: pd.DataFrame, out: Path) -> list[Pat
         fig.suptitle(f"{env}: energy at matched performance (points: evaluations; lines: binned means)")
         fig.tight_layout()
         path = out / f"{str(env).replace(' ', '_')}_energy_vs_performance.png"
-        fig.savefig(path, dpi=110)
+        save_report_figure(fig, path)
         written.append(path)
     return written
 

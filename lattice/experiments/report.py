@@ -1,10 +1,11 @@
 """Reports of runs: one run's figures (``plot_run``), and reports over seeds × noises × tasks (``write_report``)
-from the run folders under some paths. This module reads the runs and assembles the report; the statistics and
-their tables are ``stats``', the Markdown ``tables``', the figures ``plots``'.
+from the run folders under some paths, or again from the ``evaluations.csv`` of an earlier report. This module
+reads the runs and assembles the report; the statistics and their tables are ``stats``', the Markdown ``tables``',
+the figures ``plots``'.
 
 Evaluation points come from ``evaluations.npz`` (deterministic policy, separate env); training points from
 ``progress.csv`` (SB3's running means over the last 100 training episodes, at exact step counts). Intervals over
-seeds are 95% percentile bootstraps from ``scipy.stats.bootstrap``.
+seeds are Student-t intervals of the mean, or rliable's stratified bootstrap intervals of the IQM (``stats``).
 
 Runs are grouped by task, algorithm and setting: the noise, plus whatever else differs between the runs of one
 noise (``lattice T=1`` and ``lattice T=4`` when a sweep varied the noise period); seeds are the runs of a group.
@@ -35,7 +36,13 @@ from lattice.experiments.stats import (
     last_evaluations,
     window_table,
 )
-from lattice.experiments.tables import markdown_comparison, markdown_energy, markdown_table, markdown_windows
+from lattice.experiments.tables import (
+    comparison_note,
+    markdown_comparison,
+    markdown_energy,
+    markdown_table,
+    markdown_windows,
+)
 
 # Config keys that name a group, or say where a run ran (device, vec_env), rather than tell apart settings within
 # one (env_kwargs: label_tasks's job).
@@ -193,6 +200,57 @@ def read_runs(runs: list[Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), unreadable
 
 
+# The columns a report's evaluations.csv has whatever its tasks logged (``run_evaluations``, labelled).
+REPORT_COLUMNS = ("timesteps", "return", "env", "algo", "noise", "seed", "run", "status")
+REPORT_CSV = "evaluations.csv"
+
+
+def read_report_csv(path: Path) -> pd.DataFrame:
+    """The evaluations of an earlier report (its ``evaluations.csv``: every evaluation it reported, its tasks and
+    settings already labelled), to report them again when the run folders are gone.
+
+    :raises ConfigError: when ``path`` is not such a file (naming it and what is wrong).
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise ConfigError(f"{path}: not an {REPORT_CSV} of lattice-plot ({(str(e).splitlines() or [''])[0]})") from e
+    missing = [column for column in REPORT_COLUMNS if column not in frame]
+    if missing:
+        raise ConfigError(f"{path}: not an {REPORT_CSV} of lattice-plot (no column {', '.join(missing)})")
+    return frame
+
+
+def read_evaluations(paths: list[Path]) -> tuple[pd.DataFrame, dict[Path, str], pd.DataFrame | None]:
+    """Every evaluation under ``paths``, labelled (``label_tasks``, ``label_settings``): from the run folders at or
+    below them (``find_runs``, ``read_runs``), or from earlier reports' ``evaluations.csv`` files given instead.
+
+    :return: The evaluations; the run folders that cannot be read, with why; and, from CSV files, the rows as read
+        (what the new report writes back as its ``evaluations.csv``, so that a report made again into its own
+        folder leaves its data as they were), else None.
+    :raises ConfigError: for a file that is not such a CSV, or CSV files and folders together.
+    :raises FileNotFoundError: when no run can be read.
+    """
+    files = [path for path in paths if not path.is_dir()]
+    if files:
+        if len(files) < len(paths):
+            raise ConfigError(
+                f"{files[0]}: give run folders, or {REPORT_CSV} files of earlier reports, not both in one report"
+            )
+        read = pd.concat([read_report_csv(path) for path in files], ignore_index=True)
+        return read, {}, read
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
+    evaluations, unreadable = read_runs(runs)
+    if evaluations.empty:
+        raise FileNotFoundError(
+            f"No readable run folder under {', '.join(map(str, paths))}: "
+            + "; ".join(f"{run}: {why}" for run, why in unreadable.items())
+        )
+    return label_settings(label_tasks(evaluations)), unreadable, None
+
+
 def write_report(
     paths: list[Path],
     out: Path,
@@ -202,8 +260,9 @@ def write_report(
     baseline_required: bool = False,
     windows: int = 0,
 ) -> list[Path]:
-    """Find the run folders under ``paths``; write per-env figures, ``final.md``, ``final.csv``,
-    ``comparison.csv`` and ``evaluations.csv`` into ``out``.
+    """Find the run folders under ``paths`` (or read the ``evaluations.csv`` files given instead:
+    ``read_evaluations``); write per-env figures, ``final.md``, ``final.csv``, ``comparison.csv`` and
+    ``evaluations.csv`` into ``out``. The same input gives the same files, byte for byte (figures included).
 
     Only finished runs enter the figures and tables (a run stopped by an error, or still running, would be
     compared at fewer steps); the others are listed in ``final.md`` with their status and last evaluation.
@@ -219,16 +278,7 @@ def write_report(
     """
     if windows < 0:
         raise ConfigError(f"--windows {windows}: the number of spans must be 0 (none) or a positive integer")
-    runs = find_runs(paths)
-    if not runs:
-        raise FileNotFoundError(f"No run folders (config.yml + command.txt) under {', '.join(map(str, paths))}")
-    evaluations, unreadable = read_runs(runs)
-    if evaluations.empty:
-        raise FileNotFoundError(
-            f"No readable run folder under {', '.join(map(str, paths))}: "
-            + "; ".join(f"{run}: {why}" for run, why in unreadable.items())
-        )
-    evaluations = label_settings(label_tasks(evaluations))
+    evaluations, unreadable, read = read_evaluations(paths)
     done = evaluations["status"] == "finished"
     # with --unfinished, only runs that have not evaluated yet are left out
     evaluated = evaluations["return"].notna() if "return" in evaluations else pd.Series(False, evaluations.index)
@@ -254,8 +304,7 @@ def write_report(
     energy = energy_by_success(evaluations)
     text = markdown_table(table, statistic)
     if not comparison.empty:
-        text += f"\nAgainst {baseline} noise (final evaluations; intervals resample both groups' seeds):\n\n"
-        text += markdown_comparison(comparison, statistic)
+        text += "\n" + comparison_note(baseline, statistic) + "\n" + markdown_comparison(comparison, statistic)
     elif baseline not in noises and len(noises) > 1:
         text += f"\nNo comparison: no run has the baseline noise {baseline!r} (present: {', '.join(noises)}).\n"
     if not energy.empty:
@@ -275,8 +324,8 @@ def write_report(
     (out / "final.md").write_text(text)
     table.to_csv(out / "final.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
-    evaluations.to_csv(out / "evaluations.csv", index=False)
-    tables = [out / "final.md", out / "final.csv", out / "comparison.csv", out / "evaluations.csv"]
+    (evaluations if read is None else read).to_csv(out / REPORT_CSV, index=False)
+    tables = [out / "final.md", out / "final.csv", out / "comparison.csv", out / REPORT_CSV]
     if not energy.empty:
         energy.to_csv(out / "energy_by_success.csv", index=False)
         tables.append(out / "energy_by_success.csv")

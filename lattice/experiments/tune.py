@@ -190,7 +190,7 @@ def median_pruner(settings: dict[str, int], eval_freq: int) -> Any:
     import optuna
 
     # Reports are at the evaluations' step counts, k·eval_freq or a few steps past it (all envs step together):
-    # the first warmup_evaluations are below this, the next is not.
+    # step 0 and the first warmup_evaluations are below this, the next is not.
     warmup = settings["warmup_evaluations"] * eval_freq + eval_freq // 2
     return optuna.pruners.MedianPruner(n_startup_trials=settings["startup_trials"], n_warmup_steps=warmup)
 
