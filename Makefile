@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # pass PyTorch's CPU package index, `make install TORCH_INDEX=<index url>`, to avoid several GB of CUDA packages.
 TORCH_INDEX ?=
 
-.PHONY: install test test-fast test-slow test-all test-cluster test-sb3 test-packaging run run-ant videos lint docs bench ci cluster clean
+.PHONY: install test test-fast test-slow test-all test-cluster test-sb3 test-packaging run run-ant videos reports lint docs bench ci cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,20 @@ run-ant: install
 # (configs/sweeps/hand_reorient.yaml and hand_pen.yaml; a run not there yet is trained first, into its sweep's folder).
 videos: install
 	$(PY) experiments/videos.py
+
+# results/: every committed report again from its own evaluations.csv (the run folders are gone), with today's
+# statistics and chance baselines; the same data give byte-identical files. The tuned comparisons: docs/tuned.md.
+PLOT := $(VENV)/bin/lattice-plot
+reports: install
+	$(PLOT) results/repro/evaluations.csv --out results/repro
+	$(PLOT) results/repro_target_kl/evaluations.csv --out results/repro_target_kl
+	$(PLOT) results/hand/evaluations.csv --out results/hand
+	$(PLOT) results/hand_reorient/evaluations.csv --out results/hand_reorient --windows 2
+	$(PLOT) results/hand_pen/evaluations.csv --out results/hand_pen --windows 2
+	for t in hand hand_reorient hand_pen; do \
+	  $(PLOT) results/$$t/evaluations.csv --out results/$$t/vs_gsde/report --baseline gsde --no-chance && \
+	  mv results/$$t/vs_gsde/report/final.md results/$$t/vs_gsde/report/comparison.csv results/$$t/vs_gsde/ && \
+	  rm -r results/$$t/vs_gsde/report; done
 
 lint: install
 	$(PY) -m ruff check lattice benchmarks tests experiments docs

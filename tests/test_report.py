@@ -84,7 +84,10 @@ def test_report_table_matches_the_runs(runs, tmp_path):
         assert finals["return"][0] != finals["return"][1]
         for column, values in finals.items():
             assert row[column] == pytest.approx(np.mean(values)), column
-            assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx(t_interval(values)), column
+            low, high = t_interval(values)
+            if column != "return":  # cut to the values the metric can take: success in [0, 1], effort >= 0
+                low, high = max(low, 0.0), min(high, 1.0) if column == "success" else high
+            assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx((low, high)), column
         # Each seed's value beside the aggregate, in seed order (seeds 0, 1).
         assert row["seed_ids"] == "0 1"
         returns, successes = (", ".join(f"{v:.{d}f}" for v in finals[c]) for c, d in (("return", 2), ("success", 3)))
@@ -177,7 +180,7 @@ def test_a_run_stopped_by_an_error_says_why(runs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (pd.read_csv(out / "final.csv")["seeds"] == 2).all()
     assert (
-        f"- {stopped.name}: no evaluation; stopped at 32 steps: ValueError: Non-finite"
+        f"- {stopped.name}: last evaluation at 0 steps; stopped at 32 steps: ValueError: Non-finite"
         in (out / "final.md").read_text()
     )
 
@@ -338,14 +341,45 @@ def test_energy_at_matched_success_pools_every_evaluation_by_its_success_rate(ru
     for run_dir in (runs / "ppo").iterdir():
         noise = load_yaml(run_dir / "config.yml")["noise"]
         data = np.load(run_dir / "evaluations.npz")
-        for success, effort in zip(data["successes"].mean(axis=1), data["ep_effort"].mean(axis=1), strict=True):
-            expected.setdefault((noise, bins[float(success)]), []).append(effort)
+        assert data["timesteps"][0] == 0  # the untrained policy: its own column, in no success bin
+        successes, efforts = data["successes"].mean(axis=1), data["ep_effort"].mean(axis=1)
+        for step, success, effort in zip(data["timesteps"], successes, efforts, strict=True):
+            expected.setdefault((noise, "step 0" if step == 0 else bins[float(success)]), []).append(effort)
     table = pd.read_csv(out / "energy_by_success.csv")
     assert set(table["energy"]) == {"effort"}
     got = {(row.noise, row.success_bin): (row.mean, row.evaluations) for row in table.itertuples()}
     assert got == {key: (pytest.approx(np.mean(values)), len(values)) for key, values in expected.items()}
     assert "by success rate" in (out / "final.md").read_text()
+    assert "| env | algo | noise | step 0 | success 0 |" in (out / "final.md").read_text()
     assert (out / "myoElbowPose1D6MRandom-v0_energy_vs_performance.png").stat().st_size > 10_000
+
+
+def test_chance_baselines_are_the_tasks_zero_and_random_policies_on_each_seeds_evaluation_env(runs, tmp_path):
+    """chance.csv: the zero-action and random policies on the evaluation env of each seed the runs have (0 and 1),
+    with the runs' episodes, as chance.chance_evaluations gives them; final.md tabulates them; --no-chance leaves
+    them out."""
+    from lattice.experiments.chance import chance_evaluations
+    from lattice.experiments.config import RunConfig
+
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, PLOT, str(runs), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    chance = pd.read_csv(out / "chance.csv")
+    config = RunConfig.of(load_yaml(next((runs / "ppo").iterdir()) / "config.yml"))
+    expected = chance_evaluations(config, [0, 1])
+    assert len(chance) == 4 and list(chance["episodes"]) == [config.eval_episodes] * 4
+    assert list(chance["noise"]) == ["zero action"] * 2 + ["random action"] * 2
+    for column in ("seed", "return", "success", "effort", "act_sq", "action_sq"):
+        assert chance[column].tolist() == pytest.approx(expected[column].tolist()), column
+    text = (out / "final.md").read_text()
+    assert "Chance baselines" in text and "| myoElbowPose1D6MRandom-v0 | none | zero action | 2 | 0 |" in text
+
+    bare = tmp_path / "bare"
+    result = subprocess.run(
+        [sys.executable, PLOT, str(runs), "--out", str(bare), "--no-chance"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (bare / "chance.csv").exists()
+    assert "Chance baselines" not in (bare / "final.md").read_text()
 
 
 def test_diverged_is_each_runs_fraction_of_training_episodes_the_guard_ended(runs, tmp_path):
@@ -450,6 +484,7 @@ def test_a_report_made_again_from_its_evaluations_csv_is_byte_identical(tmp_path
         reports.append({path.name: path.read_bytes() for path in written})
     assert reports[0] == reports[1]
     tables = {"final.md", "final.csv", "comparison.csv", "evaluations.csv", "energy_by_success.csv", "windows.csv"}
+    tables.add("chance.csv")
     figures = {"myoHandPenTwirlRandom-v0.png", "myoHandPenTwirlRandom-v0_energy_vs_performance.png"}
     assert set(reports[0]) == tables | figures
     for name in tables:

@@ -12,6 +12,7 @@ import scipy.stats
 from lattice.experiments.stats import (
     RESAMPLES,
     bootstrap_interval,
+    compare,
     comparison_table,
     fieller_ratio,
     interval,
@@ -179,3 +180,16 @@ def test_comparisons_do_not_depend_on_the_order_of_the_runs(statistic):
     for permutation in range(3):
         shuffled = evaluations.sample(frac=1.0, random_state=permutation)
         pd.testing.assert_frame_equal(comparison_table(last_evaluations(shuffled), statistic=statistic), expected)
+
+
+def test_an_interval_is_cut_to_the_values_its_metric_can_take():
+    """Five success rates near 1 give a t-interval past 1, and five small efforts one below 0: the true mean lies in
+    [0, 1] (in [0, ∞)), so the interval is cut there; an energy's relative change is never below −100%."""
+    success = np.array([1.0, 1.0, 0.6, 1.0, 1.0])
+    estimate, low, high = interval(success, "mean", "success")
+    assert t_interval(success)[2] > 1 and high == 1.0 and (estimate, low) == pytest.approx(t_interval(success)[:2])
+    effort = np.array([0.01, 0.3, 0.02, 0.01, 0.02])
+    assert t_interval(effort)[1] < 0 and interval(effort, "mean", "effort")[1] == 0.0
+    assert interval(effort, "mean")[1] == t_interval(effort)[1]  # no metric named: not cut
+    change = compare(np.array([0.01, 0.2, 0.01]), np.array([1.0, 1.1, 0.9]), "relative", "mean")
+    assert change["_low"] >= -1.0

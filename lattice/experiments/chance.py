@@ -174,7 +174,7 @@ def config_from_row(row: Mapping[str, Any], overrides: Mapping[str, Any] | None 
         "env": env,
         "env_kwargs": yaml.safe_load(str(row["env_kwargs"])) or {},
         "algo": str(row["algo"]),
-        "noise": str(row["noise"]),
+        "noise": str(row["noise"]).split(" ", 1)[0],  # a label of report.label_settings: "lattice T=4"
         "seed": int(row["seed"]),
     }
     settings = row.get("settings")

@@ -323,7 +323,9 @@ improvement over the baseline (rliable's), with its stratified bootstrap interva
 Writes into --out: <env>.png per environment (evaluation return, success and energy vs env steps, one line per
 algorithm x noise with its 95% band across seeds; final values as bars with intervals), final.md (a markdown table:
 estimate [95% CI] and each seed's value per metric, the number of seeds; then each noise against --baseline: the
-difference in return and success, the relative change in energy, with 95% intervals), final.csv, comparison.csv
+difference in return and success, the relative change in energy, with 95% intervals; each task's chance baselines,
+a zero-action and a random policy evaluated as the runs were, also dashed in the figures, unless --no-chance; the
+energy by success rate, beside the untrained policies' at step 0), final.csv, comparison.csv, chance.csv
 and evaluations.csv; with --windows N also windows.csv and its table in final.md (each run's mean over its
 evaluations in each of N equal spans of training, then across seeds with 95% intervals). Only finished runs are
 reported; final.md lists the others (stopped by an error, or still running) with their last evaluation, and
@@ -351,6 +353,12 @@ def plot_main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--unfinished", action="store_true", help="also report unfinished runs, at their last evaluation")
     p.add_argument(
+        "--no-chance",
+        dest="chance",
+        action="store_false",
+        help="leave out the chance baselines (each task's zero and random policies, evaluated as the runs were)",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         default=0,
@@ -374,6 +382,7 @@ def plot_main(argv: list[str] | None = None) -> int:
             args.unfinished,
             baseline_required=args.baseline is not None,
             windows=args.windows,
+            chance=args.chance,
         )
     except (FileNotFoundError, UsageError) as e:
         return fail(str(e))

@@ -75,11 +75,20 @@ def save_report_figure(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=110, metadata={"Software": None})
 
 
-def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, statistic: str = "mean") -> list[Path]:
+def plot_report(
+    evaluations: pd.DataFrame,
+    table: pd.DataFrame,
+    out: Path,
+    statistic: str = "mean",
+    floors: pd.DataFrame | None = None,
+) -> list[Path]:
     """Per env: one figure of the evaluation metrics vs env steps, a line per algo × noise (the statistic across
     seeds, at the steps every seed evaluated) with its 95% band, and a bar chart of the final values (``table``,
     ``stats.final_table``) with their intervals. Bands and bars are the tables' intervals (``stats.interval``):
-    Student's t-interval of the mean, or the stratified bootstrap interval of the IQM; the captions say which."""
+    Student's t-interval of the mean, or the stratified bootstrap interval of the IQM; the captions say which.
+
+    :param floors: The chance baselines (``final_table`` of ``report.chance_evaluations_of``): a dashed grey line
+        per policy in each curve panel, at its statistic."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     # One colour per algo × noise, the same in every panel and every env's figure.
@@ -95,14 +104,19 @@ def plot_report(evaluations: pd.DataFrame, table: pd.DataFrame, out: Path, stati
             counts = group.groupby("timesteps")["run"].nunique()
             steps = counts.index[counts == n_runs].to_numpy()  # evaluated by every seed
             for ax, column in zip(axes[0], columns, strict=True):
-                points = [interval(group.loc[group["timesteps"] == s, column].to_numpy(), statistic) for s in steps]
+                at = [group.loc[group["timesteps"] == s, column].to_numpy() for s in steps]
+                points = [interval(values, statistic, column) for values in at]
                 if not points:
                     continue
                 estimate, low, high = (np.array(p) for p in zip(*points, strict=True))
                 colour = colours[(algo, noise)]
                 ax.plot(steps, estimate, marker="o", markersize=3, color=colour, label=f"{label} ({n_runs} seeds)")
                 ax.fill_between(steps, low, high, color=colour, alpha=0.2)
+        chance = floors[floors["env"] == env] if floors is not None and not floors.empty else pd.DataFrame()
         for ax, column in zip(axes[0], columns, strict=True):
+            for (_, floor), style in zip(chance.iterrows(), ("--", ":"), strict=False):
+                if column in floor and pd.notna(floor[column]):
+                    ax.axhline(floor[column], color="0.4", linestyle=style, linewidth=1, label=f"{floor['noise']}")
             ax.set(xlabel="environment steps", ylabel=METRICS[column][1], title=f"{METRICS[column][1]} ({statistic})")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)

@@ -251,6 +251,37 @@ def read_evaluations(paths: list[Path]) -> tuple[pd.DataFrame, dict[Path, str], 
     return label_settings(label_tasks(evaluations)), unreadable, None
 
 
+CHANCE_LABELS = {"zero": "zero action", "random": "random action"}  # chance.POLICIES, as the report names them
+CHANCE_CSV = "chance.csv"
+
+
+def chance_evaluations_of(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The chance baselines of each task in a report (``chance.chance_evaluations``): the zero-action and random
+    policies on the evaluation env of each seed the task's runs have, with the runs' evaluation protocol (episodes,
+    wrappers), as rows like the runs' final evaluations (``noise``: the policy, ``algo``: ``none``).
+
+    :return: The rows, and why a task has none (its runs disagree on the settings a baseline depends on, or its env
+        cannot be built here).
+    """
+    from lattice.experiments.chance import TASK_SETTINGS, chance_evaluations, config_from_row
+
+    frames, missing = [], {}
+    for env, runs in evaluations.drop_duplicates("run").groupby("env", sort=True):
+        try:
+            configs = [config_from_row(row) for _, row in runs.sort_values(["seed", "run"]).iterrows()]
+            protocols = {tuple(repr(getattr(c, key)) for key in TASK_SETTINGS) for c in configs}
+            if len(protocols) > 1:
+                missing[str(env)] = f"its runs differ in {', '.join(TASK_SETTINGS)}"
+                continue
+            frame = chance_evaluations(configs[0], sorted({c.seed for c in configs}))
+        except (ValueError, OSError, ImportError) as e:  # ConfigError too; an env that does not build here
+            missing[str(env)] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+            continue
+        frame = frame.assign(env=env, algo="none", noise=frame["policy"].map(CHANCE_LABELS), timesteps=0)
+        frames.append(frame.assign(run=frame["policy"] + "/" + frame["seed"].astype(str)).drop(columns="policy"))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), missing
+
+
 def write_report(
     paths: list[Path],
     out: Path,
@@ -259,6 +290,7 @@ def write_report(
     unfinished: bool = False,
     baseline_required: bool = False,
     windows: int = 0,
+    chance: bool = True,
 ) -> list[Path]:
     """Find the run folders under ``paths`` (or read the ``evaluations.csv`` files given instead:
     ``read_evaluations``); write per-env figures, ``final.md``, ``final.csv``, ``comparison.csv`` and
@@ -274,6 +306,8 @@ def write_report(
         read or written.
     :param baseline_required: Raise ConfigError (naming the noises present) when no reported run has the
         ``baseline`` noise; otherwise ``final.md`` says that there is no comparison, and why.
+    :param chance: Also evaluate each task's chance baselines (``chance_evaluations_of``: seconds per task) into
+        ``chance.csv``, a table in ``final.md`` and dashed lines in the figures.
     :raises FileNotFoundError: when no run can be reported.
     """
     if windows < 0:
@@ -298,8 +332,10 @@ def write_report(
         )
     table = final_table(finals, statistic)
     comparison = comparison_table(finals, baseline, statistic)
+    floors, no_floor = chance_evaluations_of(finals) if chance else (pd.DataFrame(), {})
+    floor_table = final_table(floors, statistic) if not floors.empty else pd.DataFrame()
     out.mkdir(parents=True, exist_ok=True)
-    written = plot_report(evaluations, table, out, statistic)
+    written = plot_report(evaluations, table, out, statistic, floor_table)
     written += plot_energy_vs_performance(evaluations, out)
     energy = energy_by_success(evaluations)
     text = markdown_table(table, statistic)
@@ -307,6 +343,13 @@ def write_report(
         text += "\n" + comparison_note(baseline, statistic) + "\n" + markdown_comparison(comparison, statistic)
     elif baseline not in noises and len(noises) > 1:
         text += f"\nNo comparison: no run has the baseline noise {baseline!r} (present: {', '.join(noises)}).\n"
+    if not floor_table.empty:
+        text += (
+            "\nChance baselines: policies that learnt nothing, each on the evaluation env of every seed above with its "
+            "episodes (zero action: the action 0 at every step; random action: uniform over the action box):\n\n"
+        )
+        text += markdown_table(floor_table, statistic)
+    text += "".join(f"\nNo chance baseline for {env}: {why}.\n" for env, why in no_floor.items())
     if not energy.empty:
         text += "\n" + markdown_energy(energy)
     spans = window_table(evaluations, windows, statistic) if windows else pd.DataFrame()
@@ -314,10 +357,10 @@ def write_report(
         text += "\n" + markdown_windows(spans, statistic)
     if not left_out.empty:
         text += f"\nLeft out (not {'evaluated' if unfinished else 'finished'}):\n\n" + "".join(
-            f"- {Path(row.run).name}: "
-            + (f"last evaluation at {row.timesteps:,} steps" if row.timesteps else "no evaluation")
-            + f"; {row.status}\n"
-            for row in left_out.itertuples()
+            f"- {Path(row['run']).name}: "
+            + (f"last evaluation at {row['timesteps']:,} steps" if pd.notna(row.get("return")) else "no evaluation")
+            + f"; {row['status']}\n"
+            for _, row in left_out.iterrows()
         )
     if unreadable:
         text += "\nSkipped (cannot be read):\n\n" + "".join(f"- {run}: {why}\n" for run, why in unreadable.items())
@@ -326,6 +369,9 @@ def write_report(
     comparison.to_csv(out / "comparison.csv", index=False)
     (evaluations if read is None else read).to_csv(out / REPORT_CSV, index=False)
     tables = [out / "final.md", out / "final.csv", out / "comparison.csv", out / REPORT_CSV]
+    if not floors.empty:
+        floors.to_csv(out / CHANCE_CSV, index=False)
+        tables.append(out / CHANCE_CSV)
     if not energy.empty:
         energy.to_csv(out / "energy_by_success.csv", index=False)
         tables.append(out / "energy_by_success.csv")

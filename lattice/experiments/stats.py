@@ -66,9 +66,22 @@ IMPROVED = ("return", "success")
 # data an interval rests on.
 PER_SEED = {"return": 2, "success": 3}
 
+# The values each metric can take: an interval is cut to them (the true mean lies there, so cutting keeps the
+# coverage; a t-interval of 5 success rates near 1 otherwise reaches past 1).
+RANGES = {
+    "success": (0.0, 1.0),
+    "effort": (0.0, np.inf),
+    "act_sq": (0.0, np.inf),
+    "action_sq": (0.0, np.inf),
+    "approx_kl": (0.0, np.inf),
+    "clip_fraction": (0.0, 1.0),
+    DIVERGED: (0.0, 1.0),
+}
+
 # Energy at matched performance: success-rate bins (closed on the left) for the energy table.
 SUCCESS_BINS = (0.0, 0.05, 0.35, 0.65, 0.95, 1.0 + 1e-9)
 SUCCESS_BIN_LABELS = ("0", "0.05-0.35", "0.35-0.65", "0.65-0.95", "0.95-1")
+START = "step 0"  # the energy table's column of the untrained policies (their evaluation at step 0)
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000  # bootstrap resamples per interval
@@ -209,18 +222,19 @@ def bootstrap_interval(statistic: Callable[..., Any], *groups: np.ndarray) -> Es
     return estimate, float(low), float(high)
 
 
-def interval(values: np.ndarray, statistic: str = "mean") -> Estimate:
+def interval(values: np.ndarray, statistic: str = "mean", metric: str | None = None) -> Estimate:
     """The statistic over seeds and its 95% interval: Student's t-interval of the mean (``t_interval``), or the
     stratified bootstrap interval of the IQM (``bootstrap_interval``).
 
     :param values: One value per seed.
     :param statistic: ``mean`` or ``iqm`` (interquartile mean, rliable's aggregate).
+    :param metric: The metric's column: the interval is cut to the values it can take (``RANGES``).
     :return: (estimate, low, high); the interval is NaN with fewer than 2 seeds.
     """
     statistic_function(statistic)  # an unknown statistic raises
-    if statistic == "iqm":
-        return bootstrap_interval(iqm, values)
-    return t_interval(values)
+    estimate, low, high = bootstrap_interval(iqm, values) if statistic == "iqm" else t_interval(values)
+    lowest, highest = RANGES.get(metric or "", (-np.inf, np.inf))
+    return estimate, float(np.clip(low, lowest, highest)), float(np.clip(high, lowest, highest))
 
 
 def per_seed(values: pd.Series, digits: int) -> str:
@@ -247,7 +261,8 @@ def final_table(finals: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
             row["seed_ids"] = " ".join(str(seed) for seed in group["seed"])
         for column in (*METRICS, *RUN_STATISTICS):
             if column in group and group[column].notna().all():
-                row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(group[column].to_numpy(), statistic)
+                values = group[column].to_numpy()
+                row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(values, statistic, column)
                 if column in PER_SEED:
                     row[f"{column}_per_seed"] = per_seed(group[column], PER_SEED[column])
         rows.append(row)
@@ -262,7 +277,8 @@ def compare(a: np.ndarray, b: np.ndarray, how: str, statistic: str) -> dict[str,
         difference, low, high, p = welch_difference(a, b)
         if how == "relative":
             ratio, low, high = fieller_ratio(a, b)
-            return {"": ratio - 1.0, "_low": low - 1.0, "_high": high - 1.0, "_p": p}
+            # The metrics compared relatively (energies) are not negative: neither is the ratio of their means.
+            return {"": ratio - 1.0, "_low": max(low, 0.0) - 1.0, "_high": high - 1.0, "_p": p}
         return {"": difference, "_low": low, "_high": high, "_p": p}
     if how == "relative":
         ratio, low, high = bootstrap_interval(lambda x, y: iqm(x) / iqm(y), a, b)
@@ -311,15 +327,19 @@ def energy_column(evaluations: pd.DataFrame) -> str | None:
 
 def energy_by_success(evaluations: pd.DataFrame) -> pd.DataFrame:
     """Energy at matched success: per env × algo × noise and success-rate bin, the mean energy over every
-    evaluation (every seed, every step count) whose success rate falls in the bin, with how many evaluations and
-    runs that is. Evaluations of one run are not independent: the counts say how much data each cell rests on."""
+    evaluation (every seed, every step count after 0) whose success rate falls in the bin, with how many evaluations
+    and runs that is; and in the bin ``START``, the untrained policies' energy (the evaluations at step 0), so that
+    a policy that learned to spend less can be told from one that moved little from the start. Evaluations of one
+    run are not independent: the counts say how much data each cell rests on."""
     energy = energy_column(evaluations)
     if energy is None or "success" not in evaluations:
         return pd.DataFrame()
     rated = evaluations.dropna(subset=["success", energy])
-    bins = pd.cut(rated["success"], SUCCESS_BINS, right=False, labels=SUCCESS_BIN_LABELS)
+    trained = rated["timesteps"] > 0
+    labels = pd.cut(rated["success"], SUCCESS_BINS, right=False, labels=SUCCESS_BIN_LABELS).astype(str)
+    bins = labels.where(trained, START)
     rows = []
-    for (env, algo, noise, bin_label), group in rated.groupby(["env", "algo", "noise", bins], observed=True):
+    for (env, algo, noise, bin_label), group in rated.groupby(["env", "algo", "noise", bins]):
         rows.append(
             {
                 "env": env,
@@ -362,7 +382,8 @@ def window_table(evaluations: pd.DataFrame, windows: int, statistic: str = "mean
             for column in METRICS:
                 if column in group and group[column].notna().all():
                     values = per_run[column].mean().loc[runs]  # in seed order
-                    row[column], row[f"{column}_low"], row[f"{column}_high"] = interval(values.to_numpy(), statistic)
+                    estimate = interval(values.to_numpy(), statistic, column)
+                    row[column], row[f"{column}_low"], row[f"{column}_high"] = estimate
                     if column in PER_SEED:
                         row[f"{column}_per_seed"] = per_seed(values, PER_SEED[column])
             if "success" in group and group["success"].notna().all():

@@ -12,6 +12,7 @@ from lattice.experiments.stats import (
     METRICS,
     RESAMPLES,
     RUN_STATISTICS,
+    START,
     SUCCESS_BIN_LABELS,
 )
 
@@ -124,14 +125,18 @@ def markdown_energy(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     label = ENERGY_LABELS[METRICS[table["energy"].iloc[0]][0]]
-    header = ["env", "algo", "noise", *(f"success {b}" for b in SUCCESS_BIN_LABELS)]
+    started = START in set(table["success_bin"])
+    columns = [START, *SUCCESS_BIN_LABELS] if started else list(SUCCESS_BIN_LABELS)
+    header = ["env", "algo", "noise", *(c if c == START else f"success {c}" for c in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (env, algo, noise), group in table.groupby(["env", "algo", "noise"], sort=True):
         cells = {
             row.success_bin: f"{row.mean:.4f} ({row.evaluations} evals, {row.runs} runs)" for row in group.itertuples()
         }
-        lines.append("| " + " | ".join([env, algo, noise, *(cells.get(b, "") for b in SUCCESS_BIN_LABELS)]) + " |")
-    return f"Mean {label} by success rate (every evaluation of every run):\n\n" + "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join([env, algo, noise, *(cells.get(c, "") for c in columns)]) + " |")
+    intro = f"Mean {label} by success rate (every evaluation of every run after step 0"
+    intro += "; step 0: the untrained policies)" if started else "; these runs were not evaluated at step 0)"
+    return f"{intro}:\n\n" + "\n".join(lines) + "\n"
 
 
 def markdown_windows(table: pd.DataFrame, statistic: str = "mean") -> str:
