@@ -310,6 +310,27 @@ def test_lattice_tune_exits_2_on_a_bad_tuning_file_before_anything_is_written(tm
 
 
 @pytest.mark.fast
+def test_a_namespaced_env_gives_best_config_files_and_a_seeds_sweep_that_runs_them(tmp_path):
+    """The overactuated benchmark's id has a namespace (lattice/OveractuatedReach-v0): its studies keep it in their
+    names, its best config files join it with '-' (not a folder under best/), and seeds.yaml expands to every
+    noise's tuned config over 5 new seeds with fresh_seeds.settings."""
+    from lattice.experiments.tune import open_studies, write_outputs
+
+    tuning = load_tuning(ROOT / "configs" / "tune" / "overactuated16_ppo.yaml")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    for noise, study in open_studies(tuning, url).items():
+        assert study.study_name == f"overactuated16_ppo/ppo_{noise}_lattice/OveractuatedReach-v0"
+        trial = study.ask(distributions(tuning["search"], noise))
+        study.tell(trial, -40.0)
+    write_outputs(tuning, tmp_path, url)
+    names = {f"ppo_{noise}_lattice-OveractuatedReach-v0.yml" for noise in tuning["noises"]}
+    assert {p.name for p in (tmp_path / "best").iterdir()} == names
+    trials = expand(load_yaml(tmp_path / "seeds.yaml"), tmp_path)
+    assert len(trials) == 4 * 5 and {c["timesteps"] for c in trials.values()} == {200_000}
+    assert all(c["env_kwargs"] == {"n_actuators": 16} for c in trials.values())
+
+
+@pytest.mark.fast
 def test_the_packaged_tuning_file_gives_every_noise_the_shared_space_and_its_own_settings():
     tuning = load_tuning(ROOT / "configs" / "tune" / "elbow_ppo.yaml")
     spaces = {noise: set(distributions(tuning["search"], noise)) for noise in tuning["noises"]}

@@ -224,10 +224,12 @@ def trial_config(
 
 
 def config_name(config: RunConfig) -> str:
-    """``<algo>_<noise>_<env>``: a trial config's name (its best config file's)."""
-    return f"{config.algo}_{config.noise}_{config.env}"
+    """``<algo>_<noise>_<env>``, the env's namespace joined by ``-`` (``ppo_lattice_lattice-OveractuatedReach-v0``):
+    a trial config's name, that of its best config file."""
+    return f"{config.algo}_{config.noise}_{config.env}".replace("/", "-")
 
 
 def study_name(tuning: dict[str, Any], config: RunConfig) -> str:
-    """The study of a noise: named by the tuning too, so that tunings can share one database."""
-    return f"{tuning['name']}/{config_name(config)}"
+    """The study of a noise, ``<tuning>/<algo>_<noise>_<env>``: named by the tuning too, so that tunings can share
+    one database. The env keeps its namespace (``lattice/OveractuatedReach-v0``): studies are found by this name."""
+    return f"{tuning['name']}/{config.algo}_{config.noise}_{config.env}"
