@@ -470,6 +470,27 @@ def test_a_negative_number_of_windows_exits_2_before_writing(runs, tmp_path):
     assert result.returncode == 0 and not (tmp_path / "report" / "windows.csv").exists()
 
 
+def test_steps_reports_each_run_as_it_was_then(runs, tmp_path):
+    """--steps 64: every run (evaluated at 0, 64 and 128 steps) as it was at 64 steps, its evaluation there its
+    final one; --steps 0 exits 2 before anything is written."""
+    out = tmp_path / "report"
+    result = plot(str(runs), "--out", str(out), "--steps", "64", "--no-chance")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "final.csv").set_index("noise")
+    assert (table["timesteps"] == 64).all() and (table["seeds"] == 2).all()
+    for noise in ("isotropic", "lattice"):
+        returns = []
+        for run_dir in (runs / "ppo").iterdir():
+            if load_yaml(run_dir / "config.yml")["noise"] == noise:
+                data = np.load(run_dir / "evaluations.npz")
+                returns.append(data["results"][list(data["timesteps"]).index(64)].mean())
+        assert table.loc[noise, "return"] == pytest.approx(np.mean(returns))
+    assert set(pd.read_csv(out / "evaluations.csv")["timesteps"]) == {0, 64}
+    result = plot(str(runs), "--out", str(tmp_path / "none"), "--steps", "0")
+    assert result.returncode == 2 and result.stderr.strip() == "error: --steps 0: give a positive number of steps"
+    assert not (tmp_path / "none").exists()
+
+
 COMMITTED = ROOT / "results" / "hand_pen"  # made by: lattice-plot results/hand_pen/evaluations.csv --windows 2 ...
 
 

@@ -314,6 +314,7 @@ Examples:
     lattice-plot logs/ppo/myoElbowPose1D6MRandom-v0_1 logs/ppo/myoElbowPose1D6MRandom-v0_2 --statistic iqm
     lattice-plot logs/sweeps/hand_pen --out results/hand_pen --windows 2   # also the first and second half's means
     lattice-plot results/hand_pen/evaluations.csv --out results/hand_pen --windows 2   # the same, without the runs
+    lattice-plot logs/sweeps/elbow_ppo_seeds --out results/tuned/elbow/at_20480 --steps 20480   # at a shorter budget
 
 Intervals: --statistic mean (default) gives the mean over seeds with Student's t-interval, and against the
 baseline Welch's t-interval and p-value of the difference and Fieller's interval of the energies' ratio; --statistic
@@ -353,6 +354,11 @@ def plot_main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--unfinished", action="store_true", help="also report unfinished runs, at their last evaluation")
     p.add_argument(
+        "--steps",
+        type=int,
+        help="report each run as it was at N steps: its evaluations up to N (its update sizes stay its whole run's)",
+    )
+    p.add_argument(
         "--no-chance",
         dest="chance",
         action="store_false",
@@ -383,6 +389,7 @@ def plot_main(argv: list[str] | None = None) -> int:
             baseline_required=args.baseline is not None,
             windows=args.windows,
             chance=args.chance,
+            steps=args.steps,
         )
     except (FileNotFoundError, UsageError) as e:
         return fail(str(e))

@@ -291,6 +291,7 @@ def write_report(
     baseline_required: bool = False,
     windows: int = 0,
     chance: bool = True,
+    steps: int | None = None,
 ) -> list[Path]:
     """Find the run folders under ``paths`` (or read the ``evaluations.csv`` files given instead:
     ``read_evaluations``); write per-env figures, ``final.md``, ``final.csv``, ``comparison.csv`` and
@@ -306,13 +307,23 @@ def write_report(
         read or written.
     :param baseline_required: Raise ConfigError (naming the noises present) when no reported run has the
         ``baseline`` noise; otherwise ``final.md`` says that there is no comparison, and why.
+    :param steps: Report every run as it was at this many steps: its evaluations up to ``steps``, the last of them
+        its final one (e.g. runs of a longer budget at the budget of another report); a run that trained that far
+        counts as finished. None: as the runs ended. The runs' own statistics (update sizes, diverged episodes)
+        stay those of their whole runs.
     :param chance: Also evaluate each task's chance baselines (``chance_evaluations_of``: seconds per task) into
         ``chance.csv``, a table in ``final.md`` and dashed lines in the figures.
     :raises FileNotFoundError: when no run can be reported.
     """
     if windows < 0:
         raise ConfigError(f"--windows {windows}: the number of spans must be 0 (none) or a positive integer")
+    if steps is not None and steps <= 0:
+        raise ConfigError(f"--steps {steps}: give a positive number of steps")
     evaluations, unreadable, read = read_evaluations(paths)
+    if steps is not None:  # each run as it was at `steps`: finished there if it trained past them
+        trained = evaluations.groupby("run")["timesteps"].transform("max") >= steps
+        evaluations = evaluations.assign(status=evaluations["status"].where(~trained, "finished"))
+        evaluations = evaluations[evaluations["timesteps"] <= steps]
     done = evaluations["status"] == "finished"
     # with --unfinished, only runs that have not evaluated yet are left out
     evaluated = evaluations["return"].notna() if "return" in evaluations else pd.Series(False, evaluations.index)
