@@ -65,7 +65,8 @@ nitpick_ignore_regex = [
     (
         r"py:.*",
         r"(Tensor|Path|Any|Callable|Iterator|Iterable|Sequence|Mapping|Self|TypeVar|Schedule|GymEnv"
-        r"|VecEnv|VecNormalize|BaseCallback|BaseAlgorithm|BasePolicy|Distribution|Figure|Axes|DataFrame"
+        r"|VecEnv|VecNormalize|BaseCallback|BaseAlgorithm|BasePolicy|PolicyPredictor|Distribution|Figure|Axes"
+        r"|DataFrame"
         r"|ndarray|NDArray|optional|callable|array-like|file-like|iterable)",
     ),
     (r"py:.*", r"lattice\..*\._.*"),  # private names that a public signature mentions

@@ -177,7 +177,7 @@ class _SignalsWhenCollected:
 
 
 class _SignalInAFinalizer(BaseCallback):
-    """After the run's first evaluation, one signal sent from inside a finalizer."""
+    """After the run's first evaluation past step 0, one signal sent from inside a finalizer."""
 
     def __init__(self, signum: int):
         super().__init__()
@@ -186,7 +186,7 @@ class _SignalInAFinalizer(BaseCallback):
         self.went_on = False
 
     def _on_step(self) -> bool:
-        if self.sent_at is None:
+        if self.sent_at is None and self.num_timesteps > 0:
             self.sent_at = self.num_timesteps
             _SignalsWhenCollected(self.signum)  # dropped at once: its finalizer runs here
             self.went_on = True  # the handler's exception did not get here
