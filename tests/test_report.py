@@ -310,6 +310,23 @@ def test_runs_of_one_noise_that_differ_in_a_setting_are_grouped_by_it(runs, tmp_
     assert set(comparison["baseline"]) == {"lattice T=4"}
 
 
+@pytest.mark.fast
+def test_group_labels_name_a_setting_by_its_last_part_unless_two_share_it():
+    from lattice.experiments.report import label_settings
+
+    settings = [
+        "{hyperparams.learning_rate: 0.0001, hyperparams.target_kl: null, a.net_arch: 1, b.net_arch: 1}",
+        "{hyperparams.learning_rate: 2.0e-05, hyperparams.target_kl: null, a.net_arch: 2, b.net_arch: 1}",
+        "{hyperparams.learning_rate: 0.0001, hyperparams.target_kl: 0.03, a.net_arch: 1, b.net_arch: 2}",
+    ]
+    rows = pd.DataFrame({"env": "e", "algo": "ppo", "noise": "lattice", "settings": settings})
+    assert list(label_settings(rows)["noise"]) == [
+        "lattice a.net_arch=1 b.net_arch=1 learning_rate=0.0001 target_kl=None",
+        "lattice a.net_arch=2 b.net_arch=1 learning_rate=2e-05 target_kl=None",
+        "lattice a.net_arch=1 b.net_arch=2 learning_rate=0.0001 target_kl=0.03",
+    ]
+
+
 def test_update_sizes_are_each_runs_median_over_its_updates(runs, tmp_path):
     """approx-KL and clip fraction in the final table: per run the median over its PPO updates (progress.csv), then
     the mean over seeds."""

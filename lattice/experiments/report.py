@@ -181,11 +181,20 @@ def label_settings(evaluations: pd.DataFrame) -> pd.DataFrame:
         keys = sorted({k for settings in variants.values() for k in settings})
         differing = [k for k in keys if len({repr(settings.get(k)) for settings in variants.values()}) > 1]
         for text, settings in variants.items():
-            suffix = " ".join(f"{SHORT_NAMES.get(k, k)}={settings.get(k)}" for k in differing)
+            suffix = " ".join(f"{_short_name(k, differing)}={settings.get(k)}" for k in differing)
             rows = group.index[group["settings"] == text]
             evaluations.loc[rows, "setting"] = suffix
             evaluations.loc[rows, "noise"] = f"{group['noise'].iloc[0]} {suffix}"
     return evaluations
+
+
+def _short_name(key: str, keys: list[str]) -> str:
+    """A setting's name in a group label: the paper's (``T``), else its last dotted part (``target_kl`` for
+    ``hyperparams.target_kl``) unless another of ``keys`` ends the same way."""
+    last = key.rsplit(".", 1)[-1]
+    if key in SHORT_NAMES:
+        return SHORT_NAMES[key]
+    return last if [k.rsplit(".", 1)[-1] for k in keys].count(last) == 1 else key
 
 
 def read_runs(runs: list[Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
