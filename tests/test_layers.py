@@ -157,7 +157,8 @@ CONFIG_LAYERS = {
 }
 # The report, the run folder and the tuning, likewise: statistics apart from tables and plots (plots is the one
 # module that draws, through matplotlib's object API), the run-folder layout apart from its writer lock and the
-# choice of a checkpoint, the tuning file and the studies' storage apart from the driver.
+# choice of a checkpoint, the tuning file and the studies' storage apart from the driver. The report reaches the
+# envs only through chance (its baselines run policies on a run's evaluation env, as training builds it).
 OTHER_LAYERS = {
     "dotted": set(),
     "stats": set(),
@@ -167,7 +168,8 @@ OTHER_LAYERS = {
     "lock": {"errors", "rundir"},
     "zoo": {"rundir"},
     "checkpoints": {"errors", "rundir", "zoo"},
-    "report": {"errors", "dotted", "rundir", "stats", "tables", "plots"},
+    "report": {"errors", "dotted", "rundir", "stats", "tables", "plots", "chance"},
+    "chance": {"callbacks", "dotted", "load", "settings", "stats", "training", "validate"},
     "studies": {"errors"},
     "tune_file": {"config", "errors", "load", "dotted", "sweep"},
     "tune": {"cluster", "errors", "load", "lock", "plots", "rundir", "studies", "sweep", "tune_file", "validate"},

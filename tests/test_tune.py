@@ -225,7 +225,7 @@ for noise, offset in (("isotropic", 0.0), ("lattice", 1.0)):
                                               state=optuna.trial.TrialState.PRUNED, intermediate_values={64: -1.0}))
     studies[noise] = study
 folder = Path(sys.argv[1])
-table = trials_table(studies, folder)
+table = trials_table(studies)
 found = importances(studies)
 plot_history(table, folder / "history.png")
 plot_importance(found, folder / "importance.png")

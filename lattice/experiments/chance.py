@@ -182,3 +182,31 @@ def config_from_row(row: Mapping[str, Any], overrides: Mapping[str, Any] | None 
         return resolve_run_config(identity["algo"], identity["noise"], env, overrides={**identity, **(overrides or {})})
     config = {**defaults(), **unflatten(yaml.safe_load(settings)), **identity, **(overrides or {})}
     return validate_run_config(recorded_config(config))
+
+
+CHANCE_LABELS = {"zero": "zero action", "random": "random action"}  # chance.POLICIES, as the report names them
+
+
+def chance_baselines(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The chance baselines of each task in a report's evaluations (``chance_evaluations``): the zero-action and random
+    policies on the evaluation env of each seed the task's runs have, with the runs' evaluation protocol (episodes,
+    wrappers), as rows like the runs' final evaluations (``noise``: the policy, ``algo``: ``none``).
+
+    :return: The rows, and why a task has none (its runs disagree on the settings a baseline depends on, or its env
+        cannot be built here).
+    """
+    frames, missing = [], {}
+    for env, runs in evaluations.drop_duplicates("run").groupby("env", sort=True):
+        try:
+            configs = [config_from_row(row) for _, row in runs.sort_values(["seed", "run"]).iterrows()]
+            protocols = {tuple(repr(getattr(c, key)) for key in TASK_SETTINGS) for c in configs}
+            if len(protocols) > 1:
+                missing[str(env)] = f"its runs differ in {', '.join(TASK_SETTINGS)}"
+                continue
+            frame = chance_evaluations(configs[0], sorted({c.seed for c in configs}))
+        except (ValueError, OSError, ImportError) as e:  # ConfigError too; an env that does not build here
+            missing[str(env)] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+            continue
+        frame = frame.assign(env=env, algo="none", noise=frame["policy"].map(CHANCE_LABELS), timesteps=0)
+        frames.append(frame.assign(run=frame["policy"] + "/" + frame["seed"].astype(str)).drop(columns="policy"))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), missing

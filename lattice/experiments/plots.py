@@ -87,7 +87,7 @@ def plot_report(
     ``stats.final_table``) with their intervals. Bands and bars are the tables' intervals (``stats.interval``):
     Student's t-interval of the mean, or the stratified bootstrap interval of the IQM; the captions say which.
 
-    :param floors: The chance baselines (``final_table`` of ``report.chance_evaluations_of``): a dashed grey line
+    :param floors: The chance baselines (``final_table`` of ``chance.chance_baselines``): a dashed grey line
         per policy in each curve panel, at its statistic."""
     out.mkdir(parents=True, exist_ok=True)
     written = []

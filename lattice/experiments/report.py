@@ -260,35 +260,7 @@ def read_evaluations(paths: list[Path]) -> tuple[pd.DataFrame, dict[Path, str], 
     return label_settings(label_tasks(evaluations)), unreadable, None
 
 
-CHANCE_LABELS = {"zero": "zero action", "random": "random action"}  # chance.POLICIES, as the report names them
 CHANCE_CSV = "chance.csv"
-
-
-def chance_evaluations_of(evaluations: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The chance baselines of each task in a report (``chance.chance_evaluations``): the zero-action and random
-    policies on the evaluation env of each seed the task's runs have, with the runs' evaluation protocol (episodes,
-    wrappers), as rows like the runs' final evaluations (``noise``: the policy, ``algo``: ``none``).
-
-    :return: The rows, and why a task has none (its runs disagree on the settings a baseline depends on, or its env
-        cannot be built here).
-    """
-    from lattice.experiments.chance import TASK_SETTINGS, chance_evaluations, config_from_row
-
-    frames, missing = [], {}
-    for env, runs in evaluations.drop_duplicates("run").groupby("env", sort=True):
-        try:
-            configs = [config_from_row(row) for _, row in runs.sort_values(["seed", "run"]).iterrows()]
-            protocols = {tuple(repr(getattr(c, key)) for key in TASK_SETTINGS) for c in configs}
-            if len(protocols) > 1:
-                missing[str(env)] = f"its runs differ in {', '.join(TASK_SETTINGS)}"
-                continue
-            frame = chance_evaluations(configs[0], sorted({c.seed for c in configs}))
-        except (ValueError, OSError, ImportError) as e:  # ConfigError too; an env that does not build here
-            missing[str(env)] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-            continue
-        frame = frame.assign(env=env, algo="none", noise=frame["policy"].map(CHANCE_LABELS), timesteps=0)
-        frames.append(frame.assign(run=frame["policy"] + "/" + frame["seed"].astype(str)).drop(columns="policy"))
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), missing
 
 
 def write_report(
@@ -320,10 +292,12 @@ def write_report(
         its final one (e.g. runs of a longer budget at the budget of another report); a run that trained that far
         counts as finished. None: as the runs ended. The runs' own statistics (update sizes, diverged episodes)
         stay those of their whole runs.
-    :param chance: Also evaluate each task's chance baselines (``chance_evaluations_of``: seconds per task) into
+    :param chance: Also evaluate each task's chance baselines (``chance.chance_baselines``: seconds per task) into
         ``chance.csv``, a table in ``final.md`` and dashed lines in the figures.
     :raises FileNotFoundError: when no run can be reported.
     """
+    from lattice.experiments.chance import chance_baselines  # the envs, only when a report is made
+
     if windows < 0:
         raise ConfigError(f"--windows {windows}: the number of spans must be 0 (none) or a positive integer")
     if steps is not None and steps <= 0:
@@ -352,7 +326,7 @@ def write_report(
         )
     table = final_table(finals, statistic)
     comparison = comparison_table(finals, baseline, statistic)
-    floors, no_floor = chance_evaluations_of(finals) if chance else (pd.DataFrame(), {})
+    floors, no_floor = chance_baselines(finals) if chance else (pd.DataFrame(), {})
     floor_table = final_table(floors, statistic) if not floors.empty else pd.DataFrame()
     out.mkdir(parents=True, exist_ok=True)
     written = plot_report(evaluations, table, out, statistic, floor_table)
