@@ -80,7 +80,7 @@ videos: install
 	$(PY) experiments/videos.py
 
 # results/: every committed report again from its own evaluations.csv (the run folders are gone), with today's
-# statistics and chance baselines; the same data give byte-identical files. The tuned comparisons: docs/tuned.md.
+# statistics and chance baselines; the same data give byte-identical files (the tuned comparisons too: docs/tuned.md).
 PLOT := $(VENV)/bin/lattice-plot
 reports: install
 	$(PLOT) results/repro/evaluations.csv --out results/repro
@@ -92,6 +92,13 @@ reports: install
 	  $(PLOT) results/$$t/evaluations.csv --out results/$$t/vs_gsde/report --baseline gsde --no-chance && \
 	  mv results/$$t/vs_gsde/report/final.md results/$$t/vs_gsde/report/comparison.csv results/$$t/vs_gsde/ && \
 	  rm -r results/$$t/vs_gsde/report; done
+	$(PLOT) results/tuned/elbow/evaluations.csv --out results/tuned/elbow --windows 2
+	$(PLOT) results/tuned/elbow/at_20480/evaluations.csv --out results/tuned/elbow/at_20480 --steps 20480
+	$(PLOT) results/tuned/kl_overactuated16/evaluations.csv --out results/tuned/kl_overactuated16
+	$(PLOT) results/tuned/kl_overactuated16/evaluations.csv --out results/tuned/kl_overactuated16/vs_lattice/report \
+	  --baseline "lattice learning_rate=0.0001 std_clip=[0.001, 10.0] target_kl=None" --no-chance && \
+	  mv results/tuned/kl_overactuated16/vs_lattice/report/final.md results/tuned/kl_overactuated16/vs_lattice/report/comparison.csv \
+	  results/tuned/kl_overactuated16/vs_lattice/ && rm -r results/tuned/kl_overactuated16/vs_lattice/report
 
 lint: install
 	$(PY) -m ruff check lattice benchmarks tests experiments docs

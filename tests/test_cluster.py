@@ -89,10 +89,10 @@ def evaluation_steps(trial: Path) -> list[int]:
 
 
 def uninterrupted_grid(timesteps: int) -> list[int]:
-    """The evaluation steps of an uninterrupted run: every eval_freq before the budget, then the final one, once, at
-    the last rollout's end."""
+    """The evaluation steps of an uninterrupted run: the untrained policy at step 0, every eval_freq before the
+    budget, then the final one, once, at the last rollout's end."""
     final = math.ceil(timesteps / SETTINGS["n_steps"]) * SETTINGS["n_steps"]
-    return [*range(SETTINGS["eval_freq"], timesteps, SETTINGS["eval_freq"]), final]
+    return [*range(0, timesteps, SETTINGS["eval_freq"]), final]
 
 
 # -- the slurm: block, checked before anything exists ------------------------------------------------------------
