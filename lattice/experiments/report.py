@@ -296,8 +296,6 @@ def write_report(
         ``chance.csv``, a table in ``final.md`` and dashed lines in the figures.
     :raises FileNotFoundError: when no run can be reported.
     """
-    from lattice.experiments.chance import chance_baselines  # the envs, only when a report is made
-
     if windows < 0:
         raise ConfigError(f"--windows {windows}: the number of spans must be 0 (none) or a positive integer")
     if steps is not None and steps <= 0:
@@ -326,7 +324,11 @@ def write_report(
         )
     table = final_table(finals, statistic)
     comparison = comparison_table(finals, baseline, statistic)
-    floors, no_floor = chance_baselines(finals) if chance else (pd.DataFrame(), {})
+    floors, no_floor = pd.DataFrame(), dict[str, str]()
+    if chance:  # the envs and the training layer, only for a report that evaluates its baselines
+        from lattice.experiments.chance import chance_baselines
+
+        floors, no_floor = chance_baselines(finals)
     floor_table = final_table(floors, statistic) if not floors.empty else pd.DataFrame()
     out.mkdir(parents=True, exist_ok=True)
     written = plot_report(evaluations, table, out, statistic, floor_table)
