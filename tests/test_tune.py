@@ -330,6 +330,26 @@ def test_a_namespaced_env_gives_best_config_files_and_a_seeds_sweep_that_runs_th
     assert all(c["env_kwargs"] == {"n_actuators": 16} for c in trials.values())
 
 
+def test_the_library_leaves_optunas_logging_as_its_caller_set_it(tmp_path):
+    """Only lattice-tune quiets Optuna (in its own process): opening studies and writing outputs from the library
+    keeps the caller's verbosity."""
+    import optuna
+
+    from lattice.experiments.tune import open_studies, write_outputs
+
+    tuning = load_tuning(ROOT / "configs" / "tune" / "elbow_ppo.yaml")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        for study in open_studies(tuning, url).values():
+            study.tell(study.ask(distributions(tuning["search"], "isotropic")), -1.0)
+        write_outputs(tuning, tmp_path, url)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 @pytest.mark.fast
 def test_the_packaged_tuning_file_gives_every_noise_the_shared_space_and_its_own_settings():
     tuning = load_tuning(ROOT / "configs" / "tune" / "elbow_ppo.yaml")

@@ -269,13 +269,16 @@ def tune_main(argv: list[str] | None = None) -> int:
     configure_process()
     try:
         import distributed  # noqa: F401  (tune.py imports them where they are used)
-        import optuna  # noqa: F401
+        import optuna
 
         from lattice.experiments.cluster import NoWorkers
         from lattice.experiments.sweep import SweepStopped
         from lattice.experiments.tune import run_tuning
     except ImportError as e:
         return fail(f"tuning needs Optuna and Dask: pip install 'sb3-lattice[sweeps]' ({e})")
+    # The command prints its own line per trial; Optuna's INFO lines would repeat them. Set here, in the command's
+    # own process, so that calling the library leaves Optuna's logging as its caller set it.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with stop_signals_as_interrupt():  # SIGTERM (a scheduler, kill) stops the tuning as Ctrl-C does
             table = run_tuning(

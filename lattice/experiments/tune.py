@@ -200,7 +200,6 @@ def open_studies(tuning: dict[str, Any], url: str) -> dict[str, Any]:
     the heartbeat settings and retry callback of lost trials (``studies.open_storage``)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies = {}
     for noise in tuning["noises"]:
         config = trial_config(tuning, noise, {})
