@@ -96,6 +96,8 @@ reports: install
 	$(PLOT) results/tuned/elbow/at_20480/evaluations.csv --out results/tuned/elbow/at_20480 --steps 20480
 	$(PLOT) results/tuned/overactuated16/evaluations.csv --out results/tuned/overactuated16 --windows 2
 	$(PLOT) results/tuned/overactuated16/at_100352/evaluations.csv --out results/tuned/overactuated16/at_100352 --steps 100352
+	$(PLOT) results/tuned/overactuated64/evaluations.csv --out results/tuned/overactuated64 --windows 2
+	$(PLOT) results/tuned/overactuated64/at_100352/evaluations.csv --out results/tuned/overactuated64/at_100352 --steps 100352
 	$(PLOT) results/tuned/kl_overactuated16/evaluations.csv --out results/tuned/kl_overactuated16
 	$(PLOT) results/tuned/kl_overactuated16/evaluations.csv --out results/tuned/kl_overactuated16/vs_lattice/report \
 	  --baseline "lattice learning_rate=0.0001 std_clip=[0.001, 10.0] target_kl=None" --no-chance && \
