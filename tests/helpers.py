@@ -91,7 +91,13 @@ def spin_the_pen(env: gym.Env, speed: float) -> tuple[list, tuple]:
     return rewards, env.step(zero)
 
 
-def stop_when(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240) -> bool:
+def stop_when(
+    process: subprocess.Popen,
+    condition: Callable[[], bool],
+    timeout: float = 240,
+    group: bool = False,
+    every: float = 0.05,
+) -> bool:
     """Pause ``process`` (SIGSTOP) at the first look at which ``condition()`` holds and leave it paused; between
     looks it runs on (SIGCONT). A test then signals it at a moment chosen by its files, not by a clock: they stay as
     read until the process continues. The run folder's files are renamed into place whole, so a paused run's are
@@ -100,19 +106,30 @@ def stop_when(process: subprocess.Popen, condition: Callable[[], bool], timeout:
     :param process: a running child process
     :param condition: what to wait for, read while the process is paused
     :param timeout: seconds before giving up
+    :param group: pause the process's whole process group (a sweep or tuning and its Dask workers: started with
+        ``start_new_session=True``), so that no worker moves the state on between the look and the test's signal
+    :param every: seconds it runs between looks (a slow look, e.g. opening Optuna studies, wants longer ones so that
+        the process is not kept paused most of the time)
     :return: whether the condition held (``process`` paused), or the process ended or time ran out first (then it
         is not paused)
     """
+
+    def send(sig: int) -> None:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        process.send_signal(signal.SIGSTOP)
+        send(signal.SIGSTOP)
         held = False
         try:
             held = bool(condition())
         finally:  # left paused only where the condition held (not where it raised)
             if not held:
-                process.send_signal(signal.SIGCONT)
+                send(signal.SIGCONT)
         if held:
             return True
-        time.sleep(0.05)
+        time.sleep(every)
     return False

@@ -24,7 +24,7 @@ from lattice.experiments.studies import database_url
 from lattice.experiments.sweep import expand
 from lattice.experiments.tune import ReportToOptuna, TrialLost, run_tuning_trial
 from lattice.experiments.tune_file import distributions, load_tuning, trial_config
-from tests.helpers import ROOT
+from tests.helpers import ROOT, stop_when
 
 TUNE = str(ROOT / "experiments" / "tune.py")
 ENV = dict(os.environ)
@@ -78,20 +78,21 @@ def test_a_killed_tuning_resumes_without_repeating_trials_prunes_and_writes_the_
     proc = subprocess.Popen(
         command, cwd=tmp_path, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline, before = time.time() + 240, {}
-    while time.time() < deadline:
-        time.sleep(0.5)
+
+    def some_finished_and_one_training() -> bool:
+        """Read while the tuning and its workers are paused, so the kill finds the studies as read: a trial seen
+        running cannot finish (or be pruned) between this look and the kill."""
         if not (folder / "study.db").exists():
-            continue
+            return False
         try:
-            before = studies(folder)
-        except Exception:  # the database is being created
-            continue
-        trials = [t for ts in before.values() for t in ts]
+            trials = [t for ts in studies(folder).values() for t in ts]
+        except Exception:  # the database is being created, or a paused writer holds its lock
+            return False
         finished = [t for t in trials if t.state.is_finished()]
         running = [t for t in trials if t.state.name == "RUNNING" and t.intermediate_values]
-        if len(finished) >= 2 and running:
-            break
+        return len(finished) >= 2 and bool(running)
+
+    stop_when(proc, some_finished_and_one_training, group=True, every=0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the tuning and its Dask workers
     proc.wait()
     before = studies(folder)
